@@ -1,0 +1,47 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# A fresh machine needs only Python ≥ 3.11, node and apt.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+JS_DIR  = tests/compat/js
+
+.PHONY: run test install test-deps lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+## make run: install, then start the server on the embedded PostgreSQL.
+run: install
+	$(BIN)/supalite start
+
+## Test dependencies: Python packages, the npm packages of the JS compatibility tests, and a
+## system PostgreSQL (the tests run it as an "external" DATABASE_URL server).
+test-deps: $(VENV)/.test-installed
+	@if [ -f $(JS_DIR)/package.json ]; then cd $(JS_DIR) && npm install --no-audit --no-fund --silent; fi
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sh scripts/install-system-postgres.sh
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+## make test: install the test dependencies and run every test (lint and types included).
+test: test-deps lint
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf $(VENV) supabase/.supalite

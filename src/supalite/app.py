@@ -1,0 +1,107 @@
+"""build_app(runtime): mounts the services on one ASGI app and owns startup/shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from supalite import __version__
+from supalite.db.pool import create_pools
+from supalite.gateway import Gateway
+from supalite.logs import RequestLog, RequestLogMiddleware
+from supalite.rest import routes as rest_routes
+from supalite.runtime import Runtime
+
+# Headers the official clients read from responses, exposed to browsers as Supabase does.
+_EXPOSE_HEADERS = [
+    "Content-Range", "Range-Unit", "Content-Profile", "Content-Location", "Preference-Applied",
+    "Location", "X-Supabase-Api-Version", "x-sb-error-code", "X-Total-Count", "Link",
+]  # fmt: skip
+
+
+async def health(request: Request) -> Response:
+    """Overall health: the process answers and the database answers."""
+    services = {"rest": "ok"}
+    status = 200
+    try:
+        async with request.app.state.pools.admin.acquire(timeout=5) as conn:
+            await conn.fetchval("select 1")
+        services["db"] = "ok"
+    except Exception as e:  # the point is to report any failure, not to raise it
+        services["db"] = f"error: {type(e).__name__}"
+        status = 503
+    body = {
+        "status": "ok" if status == 200 else "unavailable",
+        "version": __version__,
+        "database": request.app.state.runtime.database_label,
+        "services": services,
+    }
+    return JSONResponse(body, status_code=status)
+
+
+async def service_health(request: Request) -> Response:
+    name = request.path_params["service"]
+    if name not in ("rest", "db"):
+        return JSONResponse({"message": f"no service '{name}'"}, status_code=404)
+    return await health(request)
+
+
+def build_app(runtime: Runtime) -> Starlette:
+    settings = runtime.settings
+    log = RequestLog(settings.data_dir / "logs" / "requests.jsonl")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.pools = await create_pools(runtime.admin_url, runtime.api_db_url, settings.db)
+        try:
+            yield
+        finally:
+            await app.state.pools.close()
+            log.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET", "HEAD"]),
+            Route("/health/{service}", service_health, methods=["GET", "HEAD"]),
+            Mount("/rest/v1", routes=rest_routes.routes),
+        ],
+        middleware=[
+            Middleware(RequestLogMiddleware, log=log),
+            Middleware(
+                CORSMiddleware,
+                allow_origins=["*"],
+                allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+                allow_headers=["*"],
+                expose_headers=_EXPOSE_HEADERS,
+                max_age=86400,
+            ),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.gateway = Gateway(runtime.keys, anon_role=settings.api.anon_role)
+    return app
+
+
+ENV_LAUNCH = "SUPALITE_LAUNCH"
+
+
+def app_from_env() -> Starlette:
+    """Factory for worker processes (`--workers N`): the parent passes how it loaded settings."""
+    from supalite.config import load_settings
+    from supalite.runtime import build_runtime
+
+    launch = json.loads(os.environ[ENV_LAUNCH])
+    settings = load_settings(
+        launch["project_dir"], config_file=launch.get("config_file"), overrides=launch["overrides"]
+    )
+    return build_app(build_runtime(settings))

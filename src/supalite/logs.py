@@ -1,0 +1,116 @@
+"""The structured request log: one JSON line per request in `<data>/logs/requests.jsonl`.
+
+Fields: time, service, method, path, status, duration_ms, role.  Written by a pure ASGI
+middleware (no per-request task or thread); each worker appends whole lines with O_APPEND, so
+several processes can share the file.  `supalite logs` and the MCP log tools read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_ROTATE_BYTES = 64 * 1024 * 1024
+_SERVICES = {
+    "rest": "rest", "graphql": "graphql", "auth": "auth", "storage": "storage",
+    "realtime": "realtime", "functions": "functions", "pg": "pg", "mcp": "mcp",
+}  # fmt: skip
+
+
+def service_of(path: str) -> str:
+    first = path.lstrip("/").split("/", 1)[0]
+    return _SERVICES.get(first, "gateway")
+
+
+class RequestLog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._writes = 0
+
+    def write(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        os.write(self._fd, line.encode())
+        self._writes += 1
+        if self._writes % 4096 == 0:
+            self._maybe_rotate()
+
+    def _maybe_rotate(self) -> None:
+        try:
+            if os.fstat(self._fd).st_size < _ROTATE_BYTES:
+                return
+            os.replace(self.path, self.path.with_suffix(".jsonl.1"))
+        except OSError:
+            return
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class RequestLogMiddleware:
+    def __init__(self, app: ASGIApp, log: RequestLog) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "websocket.accept":
+                status = 101
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            path = scope["path"]
+            self.log.write(
+                {
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+                    + f".{int(time.time() * 1000) % 1000:03d}Z",
+                    "service": service_of(path),
+                    "method": scope.get("method", "WS"),
+                    "path": path,
+                    "status": status or 500,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                    "role": scope.get("state", {}).get("role"),
+                }
+            )
+
+
+def read_log(
+    path: Path, service: str | None = None, limit: int | None = None
+) -> Iterator[dict[str, Any]]:
+    """Entries oldest first (the rotated file before the current one), filtered by service."""
+    entries: list[dict[str, Any]] = []
+    for p in (path.with_suffix(".jsonl.1"), path):
+        try:
+            with open(p, encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue  # a line cut by a crash mid-write
+                    if isinstance(entry, dict) and (
+                        service is None or entry.get("service") == service
+                    ):
+                        entries.append(entry)
+        except FileNotFoundError:
+            continue
+    yield from entries[-limit:] if limit else entries
