@@ -26,8 +26,12 @@ def free_port() -> int:
         return port
 
 
-def supalite(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120,
-             ) -> subprocess.CompletedProcess[str]:  # fmt: skip
+def supalite(
+    *args: str,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, in a subprocess."""
     return subprocess.run(
         [sys.executable, "-m", "supalite.cli", *args],
@@ -40,9 +44,15 @@ def supalite(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: 
 
 
 _BANNER_KEYS = {
-    "API URL", "DB URL", "Database", "JWT secret", "anon key", "service_role key",
-    "Publishable key", "Secret key",
-}  # fmt: skip
+    "API URL",
+    "DB URL",
+    "Database",
+    "JWT secret",
+    "anon key",
+    "service_role key",
+    "Publishable key",
+    "Secret key",
+}
 
 
 class LiveServer:
@@ -147,12 +157,27 @@ class ExternalPostgres:
         pwfile = self.base / "pw"
         pwfile.write_text(self.password)
         pwfile.chmod(0o644)
-        self._run(str(self.bindir / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
-                  "--pwfile", str(pwfile), "--auth=scram-sha-256")  # fmt: skip
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.pgdata), "-w", "-l",
-                  str(self.base / "log"), "-o",
-                  f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=",
-                  "start")  # fmt: skip
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.pgdata),
+            "-U",
+            "postgres",
+            "--pwfile",
+            str(pwfile),
+            "--auth=scram-sha-256",
+        )
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.pgdata),
+            "-w",
+            "-l",
+            str(self.base / "log"),
+            "-o",
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=",
+            "start",
+        )
 
     @property
     def url(self) -> str:

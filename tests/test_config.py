@@ -97,7 +97,9 @@ policy = "per_worker"
 
 
 def test_env_refs_in_toml(tmp_path: Path) -> None:
-    write_toml(tmp_path, '[auth.email.smtp]\nhost = "smtp.example.com"\npass = "env(MY_SMTP_PASS)"\n')
+    write_toml(
+        tmp_path, '[auth.email.smtp]\nhost = "smtp.example.com"\npass = "env(MY_SMTP_PASS)"\n'
+    )
     s = load_settings(tmp_path, env={"MY_SMTP_PASS": "hunter2"})
     assert s.auth.smtp_pass == "hunter2"
     assert s.auth.smtp_host == "smtp.example.com"
@@ -116,7 +118,10 @@ JSON_CONFIG = {
         "auth": {
             "providers": ["email", {"provider": "github", "clientId": "abc"}],
             "sessionConfig": {"expiresIn": 900, "refreshTokenRotation": False},
-            "redirectUrls": {"login": "https://app.example.com/in", "logout": "https://app.example.com/out"},
+            "redirectUrls": {
+                "login": "https://app.example.com/in",
+                "logout": "https://app.example.com/out",
+            },
         },
         "realtime": {"enabled": False, "params": {"eventsPerSecond": 25}},
         "storage": {
@@ -155,8 +160,16 @@ def test_json_config_maps_onto_settings(tmp_path: Path) -> None:
 def test_precedence_env_over_json_over_toml_over_defaults(tmp_path: Path) -> None:
     write_toml(tmp_path, "[api]\nport = 7000\nmax_rows = 10\n[auth]\njwt_expiry = 100\n")
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"supabase": {"auth": {"sessionConfig": {"expiresIn": 200}},
-                                             "database": {"poolSize": 3}}}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "supabase": {
+                    "auth": {"sessionConfig": {"expiresIn": 200}},
+                    "database": {"poolSize": 3},
+                }
+            }
+        )
+    )
     env = {"SUPALITE_PORT": "7100", "SUPALITE_DB_POOL_SIZE": "4"}
     s = load_settings(tmp_path, config_file=path, env=env)
     assert s.api.port == 7100  # env beats toml
@@ -201,7 +214,10 @@ def test_bad_toml_names_key_and_file(tmp_path: Path, toml: str, message: str) ->
     [
         ({"supabase": {"urll": "x"}}, "unknown key 'supabase.urll'"),
         ({"supabase": {"database": {"poolSize": "many"}}}, "'supabase.database.poolSize'"),
-        ({"supabase": {"database": {"ssl": {"reject": True}}}}, "unknown key 'supabase.database.ssl.reject'"),
+        (
+            {"supabase": {"database": {"ssl": {"reject": True}}}},
+            "unknown key 'supabase.database.ssl.reject'",
+        ),
         ({"supabase": {"storage": {"maxFileSize": "huge"}}}, "'supabase.storage.maxFileSize'"),
         ({"supabase": {"realtime": {"params": {"eventsPerSecond": 0}}}}, "eventsPerSecond"),
         ({"supabase": {"auth": {"providers": [{"clientId": "x"}]}}}, "needs a 'provider'"),

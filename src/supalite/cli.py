@@ -123,13 +123,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         return _fail(f"supalite is not running for {settings.project_dir} (run `supalite start`)")
     runtime = build_runtime(settings)
     if args.output == "env":
-        for k, v in env_lines(runtime, state["api_url"]):
+        for k, v in env_lines(runtime, state):
             print(f'{k}="{v}"')
     elif args.output == "json":
-        print(json.dumps(dict(env_lines(runtime, state["api_url"])), indent=2))
+        print(json.dumps(dict(env_lines(runtime, state)), indent=2))
     else:
         print(f"supalite is running (pid {state['pid']}).")
-        rows = banner(runtime, state["api_url"])
+        rows = banner(runtime, state)
         width = max(len(k) for k, _ in rows)
         for k, v in rows:
             print(f"{k.rjust(width)}: {v}")

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -176,13 +177,14 @@ class Launch:
     overrides: dict[str, Any]
 
 
-def banner(runtime: Runtime, api_url: str | None = None) -> list[tuple[str, str]]:
+def banner(runtime: Runtime, state: dict[str, Any] | None = None) -> list[tuple[str, str]]:
+    """What `start` prints; `state` (a running server's status.json) wins over settings."""
     k = runtime.keys
-    url = api_url or runtime.settings.api_url
+    url = state["api_url"] if state else runtime.settings.api_url
     return [
         ("API URL", url),
         ("REST URL", url + "/rest/v1"),
-        ("DB URL", runtime.db_url),
+        ("DB URL", state["db_url"] if state else runtime.db_url),
         ("Database", runtime.database_label),
         ("JWT secret", k.jwt_secret),
         ("anon key", k.anon_key),
@@ -192,17 +194,17 @@ def banner(runtime: Runtime, api_url: str | None = None) -> list[tuple[str, str]
     ]
 
 
-def env_lines(runtime: Runtime, api_url: str | None = None) -> list[tuple[str, str]]:
-    """`supalite status -o env`: the Supabase CLI's names."""
+def env_lines(runtime: Runtime, state: dict[str, Any]) -> list[tuple[str, str]]:
+    """`supalite status -o env`: the Supabase CLI's names, for a running server."""
     k = runtime.keys
-    url = api_url or runtime.settings.api_url
+    url = state["api_url"]
     return [
         ("API_URL", url),
         ("REST_URL", url + "/rest/v1"),
         ("GRAPHQL_URL", url + "/graphql/v1"),
         ("STORAGE_S3_URL", url + "/storage/v1/s3"),
         ("FUNCTIONS_URL", url + "/functions/v1"),
-        ("DB_URL", runtime.db_url),
+        ("DB_URL", state["db_url"]),
         ("JWT_SECRET", k.jwt_secret),
         ("ANON_KEY", k.anon_key),
         ("SERVICE_ROLE_KEY", k.service_role_key),
@@ -274,6 +276,12 @@ def start(settings: Settings, launch: Launch, out: Out = _default_out) -> None:
             if not self.should_exit:
                 _print_ready(out, ready_note, runtime)
 
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal; turning
+    # SIGTERM into KeyboardInterrupt too lets both end here, with the database stopped.
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         common: dict[str, Any] = {
             "host": host,
@@ -284,15 +292,23 @@ def start(settings: Settings, launch: Launch, out: Out = _default_out) -> None:
             "lifespan": "on",
         }
         if settings.api.workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
+            config = uvicorn.Config("supalite.app:app_from_env", factory=True,
+                                    workers=settings.api.workers, **common)  # fmt: skip
+            # Bound before the workers start: connections queue until a worker accepts them.
+            sock = config.bind_socket()
+            sock.listen(config.backlog)
             out(f"Starting {settings.api.workers} workers...")
             _print_ready(out, ready_note, runtime)
-            uvicorn.run("supalite.app:app_from_env", factory=True,
-                        workers=settings.api.workers, **common)  # fmt: skip
+            Multiprocess(config, sockets=[sock]).run()
         else:
             server = _Server(uvicorn.Config(build_app(runtime), **common))
             server.run()
             if not server.started:
                 raise StartupError(f"the API server could not start on {host}:{port}")
+    except KeyboardInterrupt:
+        pass  # a requested stop: everything below runs, and the exit status is 0
     finally:
         with contextlib.suppress(OSError):
             _state_path(settings).unlink()

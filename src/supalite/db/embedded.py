@@ -249,9 +249,9 @@ class EmbeddedPostgres:
             return  # pid reused by something else; postgres will see that too
         os.kill(pid, signal.SIGINT)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        while time.monotonic() < deadline and _running(pid):
             time.sleep(0.05)
-        if Path(f"/proc/{pid}").exists():
+        if _running(pid):
             raise EmbeddedError(f"an earlier PostgreSQL (pid {pid}) on {self.pgdata} did not stop")
 
     def start(self, timeout: float = 60.0) -> None:
@@ -315,10 +315,15 @@ class EmbeddedPostgres:
                     f"PostgreSQL exited during start-up: {self._last_log_line()} "
                     f"(log: {self.log_path})"
                 )
-            # Line 8 of postmaster.pid is the status; "ready" once it accepts connections.
+            # Line 8 of postmaster.pid is the status, "ready" once it accepts connections; line 1
+            # must be our postmaster's pid, not that of a crashed one whose file is still there.
             with contextlib.suppress(OSError):
                 lines = pidfile.read_text().splitlines()
-                if len(lines) >= 8 and lines[7].strip() == "ready":
+                if (
+                    len(lines) >= 8
+                    and lines[0].strip() == str(self.process.pid)
+                    and lines[7].strip() == "ready"
+                ):
                     return
             time.sleep(0.02)
         self.stop()
@@ -350,6 +355,14 @@ class EmbeddedPostgres:
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child not yet reaped by its parent)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _has_c_utf8() -> bool:
