@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -16,6 +17,7 @@ from starlette.routing import Mount, Route
 
 from supalite import __version__
 from supalite.db.pool import create_pools
+from supalite.db.schema_cache import SchemaCacheHolder
 from supalite.gateway import Gateway
 from supalite.logs import RequestLog, RequestLogMiddleware
 from supalite.rest import routes as rest_routes
@@ -62,9 +64,14 @@ def build_app(runtime: Runtime) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pools = await create_pools(runtime.admin_url, runtime.api_db_url, settings.db)
+        app.state.schema = SchemaCacheHolder(
+            lambda: asyncpg.connect(runtime.admin_url), settings.api.schemas
+        )
         try:
+            await app.state.schema.start()
             yield
         finally:
+            await app.state.schema.stop()
             await app.state.pools.close()
             log.close()
 

@@ -30,6 +30,7 @@ class RequestContext:
     headers_json: str = "{}"
     search_path: str = "public, extensions"
     read_only: bool = False
+    rollback: bool = False  # Prefer: tx=rollback — do the work, report it, keep nothing
 
 
 @asynccontextmanager
@@ -54,4 +55,7 @@ async def request_transaction(
             await tx.rollback()
             raise
         else:
-            await tx.commit()
+            if ctx.rollback:
+                await tx.rollback()
+            else:
+                await tx.commit()

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from supalite.gateway import Claims, GatewayError
+from supalite.rest.errors import ApiError
 from supalite.rest.openapi import openapi_document
+from supalite.rest.service import RestContext, RestRequest, RestService
+
+_METHODS = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
 
 
 def _claims(request: Request) -> Claims:
@@ -18,17 +24,80 @@ def _claims(request: Request) -> Claims:
     return claims
 
 
+def error_response(e: ApiError) -> Response:
+    headers = {"Proxy-Status": f"PostgREST; error={e.code}", **e.headers}
+    return JSONResponse(e.body(), status_code=e.status, headers=headers)
+
+
 def gateway_error_response(e: GatewayError) -> Response:
     return JSONResponse(e.postgrest_body(), status_code=e.status, headers=e.headers)
 
 
+def _service(request: Request) -> RestService:
+    state = request.app.state
+    ctx = RestContext(state.pools.api, state.schema.current, state.runtime.settings.api)
+    return RestService(ctx)
+
+
 async def root(request: Request) -> Response:
     try:
-        _claims(request)
+        claims = _claims(request)
     except GatewayError as e:
         return gateway_error_response(e)
-    doc = openapi_document(request.app.state.runtime.settings)
-    return JSONResponse(doc, media_type="application/openapi+json")
+    doc = await openapi_document(request.app.state, claims)
+    return Response(json.dumps(doc), media_type="application/openapi+json; charset=utf-8")
 
 
-routes = [Route("/", root, methods=["GET", "HEAD"])]
+async def resource(request: Request) -> Response:
+    try:
+        claims = _claims(request)
+    except GatewayError as e:
+        return gateway_error_response(e)
+    max_body = request.app.state.runtime.settings.api.max_body_bytes
+    body = b""
+    if request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_body:
+                return error_response(
+                    ApiError(
+                        413,
+                        "PGRST413",
+                        "Payload Too Large",
+                        f"The request body exceeds {max_body} bytes",
+                    )
+                )
+            chunks.append(chunk)
+        body = b"".join(chunks)
+    name = request.path_params["name"]
+    rpc = request.path_params.get("rpc", False)
+    req = RestRequest(
+        method=request.method,
+        resource=name,
+        rpc=rpc,
+        query_string=request.scope.get("query_string", b""),
+        headers=request.headers,
+        body=body,
+        claims=claims,
+        path=request.url.path,
+    )
+    try:
+        resp = await _service(request).handle(req)
+    except ApiError as e:
+        return error_response(e)
+    return Response(
+        resp.body, status_code=resp.status, headers=resp.headers, media_type=resp.media_type
+    )
+
+
+async def rpc(request: Request) -> Response:
+    request.path_params["rpc"] = True
+    return await resource(request)
+
+
+routes = [
+    Route("/", root, methods=["GET", "HEAD"]),
+    Route("/rpc/{name}", rpc, methods=_METHODS),
+    Route("/{name}", resource, methods=_METHODS),
+]

@@ -1,0 +1,401 @@
+"""The schema cache: what the Data API may name, loaded from the catalog.
+
+Every identifier that reaches SQL from a request is looked up here first (tables, columns,
+relationships, functions, types), so a request can only ever name what exists.  Loaded at start
+and reloaded after DDL (the `pgrst_ddl_watch` event trigger sends `NOTIFY pgrst`) or on
+`NOTIFY pgrst, 'reload schema'`, swapped atomically, so requests never see half a cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import asyncpg
+
+log = logging.getLogger("supalite.schema")
+
+Cardinality = Literal["m2o", "o2m", "o2o", "m2m"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # format_type(): usable as a cast target as it stands
+    category: str  # pg_type.typcategory: S string, N numeric, A array, U (json, tsvector…) …
+    base_type: str  # the type name without schema or array brackets (e.g. "jsonb", "tsvector")
+    nullable: bool
+    has_default: bool
+    generated: bool
+    position: int
+    description: str | None = None
+    enum: tuple[str, ...] = ()
+    max_length: int | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    schema: str
+    name: str
+    kind: str  # r table, p partitioned, v view, m matview, f foreign
+    columns: dict[str, Column]
+    pk: tuple[str, ...]
+    insertable: bool
+    updatable: bool
+    deletable: bool
+    description: str | None = None
+
+    @property
+    def is_view(self) -> bool:
+        return self.kind in ("v", "m")
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    schema: str
+    table: str
+    columns: tuple[str, ...]
+    ref_schema: str
+    ref_table: str
+    ref_columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """From `source` to `target`: how to join and whether the target is one row or many."""
+
+    source: tuple[str, str]
+    target: tuple[str, str]
+    cardinality: Cardinality
+    constraint: str  # the FK's name (for m2m: the FK from the junction to the target)
+    # Pairs (source column, target column); for m2m, through the junction:
+    source_columns: tuple[str, ...]
+    target_columns: tuple[str, ...]
+    junction: tuple[str, str] | None = None
+    junction_source_columns: tuple[str, ...] = ()  # junction columns pointing at the source
+    junction_target_columns: tuple[str, ...] = ()  # junction columns pointing at the target
+    source_constraint: str = ""  # m2m: the FK from the junction to the source
+
+    @property
+    def to_one(self) -> bool:
+        return self.cardinality in ("m2o", "o2o")
+
+
+@dataclass(frozen=True)
+class FuncArg:
+    name: str  # "" for an unnamed parameter
+    type: str
+    has_default: bool
+    variadic: bool = False
+
+
+@dataclass(frozen=True)
+class Function:
+    schema: str
+    name: str
+    args: tuple[FuncArg, ...]
+    return_type: str
+    returns_set: bool
+    volatility: str  # i immutable, s stable, v volatile
+    # The table whose rows it returns (RETURNS SETOF tbl / tbl), for filtering and embedding.
+    return_table: tuple[str, str] | None
+    returns_composite: bool  # a row type (table, composite type, or RETURNS TABLE/OUT params)
+    description: str | None = None
+
+    @property
+    def is_void(self) -> bool:
+        return self.return_type == "void"
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+
+@dataclass
+class SchemaCache:
+    schemas: tuple[str, ...]
+    tables: dict[tuple[str, str], Table] = field(default_factory=dict)
+    relationships: dict[tuple[str, str], list[Relationship]] = field(default_factory=dict)
+    functions: dict[tuple[str, str], list[Function]] = field(default_factory=dict)
+    types: frozenset[str] = frozenset()  # type names a request may cast to
+    roles: frozenset[str] = frozenset()  # roles the authenticator may become
+
+    def table(self, schema: str, name: str) -> Table | None:
+        return self.tables.get((schema, name))
+
+    def rels(self, schema: str, name: str) -> list[Relationship]:
+        return self.relationships.get((schema, name), [])
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+# ------------------------------------------------------------------------------- loading
+
+_TABLES_SQL = """
+select n.nspname as schema, c.relname as name, c.relkind as kind,
+  obj_description(c.oid, 'pg_class') as description,
+  pg_relation_is_updatable(c.oid, true) as upd,
+  coalesce((
+    select array_agg(a.attname order by array_position(i.indkey::int2[], a.attnum))
+    from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+    where i.indrelid = c.oid and i.indisprimary), '{}') as pk,
+  coalesce((
+    select json_agg(json_build_object(
+      'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
+      'category', t.typcategory,
+      'base', coalesce(et.typname, bt.typname, t.typname),
+      'nullable', not a.attnotnull, 'has_default', a.atthasdef or a.attidentity <> '',
+      'generated', a.attgenerated <> '', 'position', a.attnum,
+      'description', col_description(c.oid, a.attnum),
+      'enum', (select json_agg(e.enumlabel order by e.enumsortorder) from pg_enum e
+               where e.enumtypid = coalesce(bt.oid, t.oid)),
+      'max_length', case when a.atttypmod > 4 and t.typname in ('varchar', 'bpchar')
+                         then a.atttypmod - 4 end
+    ) order by a.attnum)
+    from pg_attribute a
+    join pg_type t on t.oid = a.atttypid
+    left join pg_type et on et.oid = t.typelem and t.typcategory = 'A'
+    left join pg_type bt on bt.oid = t.typbasetype and t.typtype = 'd'
+    where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]') as columns
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p', 'v', 'm', 'f') and n.nspname = any($1::text[])
+  and not c.relispartition
+"""
+
+_FKS_SQL = """
+select con.conname as name, sn.nspname as schema, sc.relname as table,
+  array(select a.attname from unnest(con.conkey) with ordinality k(n, o)
+        join pg_attribute a on a.attrelid = con.conrelid and a.attnum = k.n order by k.o) as cols,
+  tn.nspname as ref_schema, tc.relname as ref_table,
+  array(select a.attname from unnest(con.confkey) with ordinality k(n, o)
+        join pg_attribute a on a.attrelid = con.confrelid and a.attnum = k.n order by k.o)
+    as ref_cols
+from pg_constraint con
+join pg_class sc on sc.oid = con.conrelid join pg_namespace sn on sn.oid = sc.relnamespace
+join pg_class tc on tc.oid = con.confrelid join pg_namespace tn on tn.oid = tc.relnamespace
+where con.contype = 'f' and sn.nspname = any($1::text[]) and tn.nspname = any($1::text[])
+"""
+
+# Column sets that are unique (PK or unique constraint/index): a FK on one is one-to-one.
+_UNIQUE_SQL = """
+select n.nspname as schema, c.relname as table,
+  array(select a.attname from pg_attribute a
+        where a.attrelid = i.indrelid and a.attnum = any(i.indkey) order by a.attname) as cols
+from pg_index i join pg_class c on c.oid = i.indrelid
+join pg_namespace n on n.oid = c.relnamespace
+where (i.indisunique or i.indisprimary) and i.indpred is null and n.nspname = any($1::text[])
+"""
+
+_FUNCTIONS_SQL = """
+select n.nspname as schema, p.proname as name, p.provolatile as volatility,
+  p.proretset as returns_set, format_type(p.prorettype, null) as return_type,
+  obj_description(p.oid, 'pg_proc') as description,
+  rt.typtype = 'c' or coalesce('o' = any(p.proargmodes) or 't' = any(p.proargmodes), false)
+    as returns_composite,
+  (select json_build_array(rn.nspname, rc.relname) from pg_class rc
+   join pg_namespace rn on rn.oid = rc.relnamespace
+   where rc.oid = rt.typrelid and rc.relkind in ('r', 'p', 'v', 'm', 'f')) as return_table,
+  coalesce((
+    select json_agg(json_build_object(
+      'name', coalesce(p.proargnames[k.o], ''),
+      'type', format_type(k.t, null),
+      'mode', coalesce(p.proargmodes[k.o], 'i'),
+      'has_default', k.o > p.pronargs - p.pronargdefaults and k.o <= p.pronargs
+    ) order by k.o)
+    from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality k(t, o)
+  ), '[]') as args
+from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+join pg_type rt on rt.oid = p.prorettype
+where p.prokind = 'f' and n.nspname = any($1::text[])
+"""
+
+_TYPES_SQL = """
+select distinct t.typname from pg_type t join pg_namespace n on n.oid = t.typnamespace
+where t.typtype in ('b', 'd', 'e', 'r', 'c', 'm') and not t.typisdefined = false
+  and (n.nspname in ('pg_catalog', 'public', 'extensions') or n.nspname = any($1::text[]))
+"""
+
+_ROLES_SQL = """
+select r.rolname from pg_roles r
+where pg_has_role('authenticator', r.oid, 'MEMBER') and r.rolname <> 'authenticator'
+"""
+
+
+async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) -> SchemaCache:
+    cache = SchemaCache(schemas=schemas)
+    names = list(schemas)
+    for row in await conn.fetch(_TABLES_SQL, names):
+        cols = {}
+        for c in json.loads(row["columns"]):
+            cols[c["name"]] = Column(
+                name=c["name"],
+                type=c["type"],
+                category=c["category"],
+                base_type=c["base"],
+                nullable=c["nullable"],
+                has_default=c["has_default"],
+                generated=c["generated"],
+                position=c["position"],
+                description=c["description"],
+                enum=tuple(c["enum"] or ()),
+                max_length=c["max_length"],
+            )
+        upd = row["upd"] or 0
+        table_kind = row["kind"] in ("r", "p")
+        cache.tables[(row["schema"], row["name"])] = Table(
+            schema=row["schema"],
+            name=row["name"],
+            kind=row["kind"],
+            columns=cols,
+            pk=tuple(row["pk"]),
+            insertable=table_kind or bool(upd & 8),
+            updatable=table_kind or bool(upd & 4),
+            deletable=table_kind or bool(upd & 16),
+            description=row["description"],
+        )
+    unique: set[tuple[str, str, tuple[str, ...]]] = {
+        (r["schema"], r["table"], tuple(r["cols"])) for r in await conn.fetch(_UNIQUE_SQL, names)
+    }
+    fks = [
+        ForeignKey(
+            r["name"],
+            r["schema"],
+            r["table"],
+            tuple(r["cols"]),
+            r["ref_schema"],
+            r["ref_table"],
+            tuple(r["ref_cols"]),
+        )
+        for r in await conn.fetch(_FKS_SQL, names)
+    ]
+    cache.relationships = _relationships(cache, fks, unique)
+    for row in await conn.fetch(_FUNCTIONS_SQL, names):
+        args = []
+        for a in json.loads(row["args"]):
+            if a["mode"] in ("i", "b", "v"):
+                args.append(FuncArg(a["name"], a["type"], a["has_default"], a["mode"] == "v"))
+        rt = json.loads(row["return_table"]) if row["return_table"] else None
+        fn = Function(
+            schema=row["schema"],
+            name=row["name"],
+            args=tuple(args),
+            return_type=row["return_type"],
+            returns_set=row["returns_set"],
+            volatility=row["volatility"],
+            return_table=(rt[0], rt[1]) if rt else None,
+            returns_composite=bool(row["returns_composite"]),
+            description=row["description"],
+        )
+        cache.functions.setdefault((fn.schema, fn.name), []).append(fn)
+    cache.types = frozenset(r["typname"] for r in await conn.fetch(_TYPES_SQL, names))
+    cache.roles = frozenset(r["rolname"] for r in await conn.fetch(_ROLES_SQL))
+    return cache
+
+
+def _relationships(
+    cache: SchemaCache, fks: list[ForeignKey], unique: set[tuple[str, str, tuple[str, ...]]]
+) -> dict[tuple[str, str], list[Relationship]]:
+    rels: dict[tuple[str, str], list[Relationship]] = {}
+
+    def add(rel: Relationship) -> None:
+        rels.setdefault(rel.source, []).append(rel)
+
+    for fk in fks:
+        src, dst = (fk.schema, fk.table), (fk.ref_schema, fk.ref_table)
+        if src not in cache.tables or dst not in cache.tables:
+            continue
+        one_to_one = (fk.schema, fk.table, tuple(sorted(fk.columns))) in unique
+        add(Relationship(src, dst, "o2o" if one_to_one else "m2o", fk.name,
+                         fk.columns, fk.ref_columns))
+        add(Relationship(dst, src, "o2o" if one_to_one else "o2m", fk.name,
+                         fk.ref_columns, fk.columns))
+    # Many-to-many: a junction table with FKs to both sides whose columns are all part of the
+    # junction's primary key (PostgREST's rule).
+    by_table: dict[tuple[str, str], list[ForeignKey]] = {}
+    for fk in fks:
+        by_table.setdefault((fk.schema, fk.table), []).append(fk)
+    for junction, jfks in by_table.items():
+        table = cache.tables.get(junction)
+        if table is None or not table.pk:
+            continue
+        pk = set(table.pk)
+        for a in jfks:
+            for b in jfks:
+                if a is b or not set(a.columns) <= pk or not set(b.columns) <= pk:
+                    continue
+                src, dst = (a.ref_schema, a.ref_table), (b.ref_schema, b.ref_table)
+                if src not in cache.tables or dst not in cache.tables:
+                    continue
+                add(Relationship(
+                    src, dst, "m2m", b.name, a.ref_columns, b.ref_columns, junction=junction,
+                    junction_source_columns=a.columns, junction_target_columns=b.columns,
+                    source_constraint=a.name,
+                ))
+    return rels
+
+
+# ------------------------------------------------------------------------------- holder
+
+
+class SchemaCacheHolder:
+    """The current cache, and the listener that reloads it on `NOTIFY pgrst`."""
+
+    def __init__(
+        self, connect: Callable[[], Awaitable[asyncpg.Connection]], schemas: tuple[str, ...]
+    ) -> None:
+        self._connect = connect
+        self.schemas = schemas
+        self.current: SchemaCache | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._reload_task: asyncio.Task[None] | None = None
+        self._dirty = asyncio.Event()
+        self.reloads = 0
+
+    async def start(self) -> None:
+        await self.reload()
+        self._listener = await self._connect()
+        await self._listener.add_listener("pgrst", self._on_notify)
+        self._reload_task = asyncio.create_task(self._reload_loop())
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload in ("", "reload schema"):
+            self._dirty.set()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            # DDL often comes in bursts (a migration): coalesce them into one reload.
+            await asyncio.sleep(0.05)
+            self._dirty.clear()
+            try:
+                await self.reload()
+            except Exception:  # keep serving with the previous cache; retry on next notice
+                log.exception("schema cache reload failed")
+
+    async def reload(self) -> None:
+        conn = await self._connect()
+        try:
+            self.current = await load_schema_cache(conn, self.schemas)
+            self.reloads += 1
+        finally:
+            await conn.close()
+
+    async def stop(self) -> None:
+        if self._reload_task:
+            self._reload_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reload_task
+        if self._listener:
+            await self._listener.close()

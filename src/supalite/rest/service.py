@@ -1,0 +1,759 @@
+"""The Data API's logic (no HTTP): a request in, status/headers/body out.
+
+parse (`parse.py`) → plan against the schema cache (`plan.py`) → one SQL statement (`sql.py`)
+→ run it inside the request's transaction, under the caller's role → assemble PostgREST's
+response (status, Content-Range, Location, Preference-Applied, the JSON body as Postgres
+rendered it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import asyncpg
+
+from supalite.config import ApiSettings
+from supalite.db.request import RequestContext, request_transaction
+from supalite.db.schema_cache import Function, SchemaCache, Table, quote_ident
+from supalite.gateway import Claims
+from supalite.rest import sql as S
+from supalite.rest.errors import ApiError, from_postgres
+from supalite.rest.parse import (
+    ParseError,
+    Preferences,
+    QueryParams,
+    RowRange,
+    parse_prefer,
+    parse_query,
+    parse_range,
+    preference_applied,
+    split_query_string,
+    top_level_range,
+)
+from supalite.rest.plan import Node, Planner
+
+JSON = "application/json; charset=utf-8"
+_SINGLE = "application/vnd.pgrst.object+json"
+Media = Literal["json", "single", "csv"]
+
+
+@dataclass
+class RestRequest:
+    method: str
+    resource: str  # table/view name, or function name when rpc
+    rpc: bool
+    query_string: bytes
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    claims: Claims
+    path: str
+
+
+@dataclass
+class RestResponse:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    media_type: str | None = JSON
+
+
+@dataclass
+class RestContext:
+    """What the service needs from the app."""
+
+    api_pool: asyncpg.Pool
+    cache: SchemaCache
+    settings: ApiSettings
+
+
+def _error(e: ParseError) -> ApiError:
+    return ApiError(e.status, e.code, e.message, e.details, e.hint)
+
+
+def _schema(req: RestRequest, settings: ApiSettings) -> tuple[str, bool]:
+    header = "accept-profile" if req.method in ("GET", "HEAD") else "content-profile"
+    wanted = req.headers.get(header)
+    if wanted is None:
+        return settings.schemas[0], False
+    if wanted not in settings.schemas:
+        raise ApiError(
+            406,
+            "PGRST106",
+            f"The schema must be one of the following: {', '.join(settings.schemas)}",
+        )
+    return wanted, True
+
+
+def _media(req: RestRequest) -> Media:
+    accept = req.headers.get("accept", "*/*")
+    for part in accept.split(","):
+        mt = part.split(";", 1)[0].strip().lower()
+        if mt in ("*/*", "application/json", "application/*", ""):
+            return "json"
+        if mt == _SINGLE:
+            return "single"
+        if mt == "text/csv":
+            return "csv"
+        if mt == "application/vnd.pgrst.array+json":
+            return "json"
+    raise ApiError(406, "PGRST107", f"None of these media types are available: {accept}")
+
+
+def _content_range(lower: int, page: int, total: int | None) -> str:
+    total_s = "*" if total is None else str(total)
+    if page == 0:
+        return f"*/{total_s}"
+    return f"{lower}-{lower + page - 1}/{total_s}"
+
+
+def _body_json(req: RestRequest) -> Any:
+    ctype = req.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+    raw = req.body
+    if ctype == "application/x-www-form-urlencoded":
+        from urllib.parse import parse_qsl
+
+        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+    if ctype == "text/csv":
+        text = raw.decode("utf-8", "replace")
+        rows = list(csv.DictReader(io.StringIO(text)))
+        return [{k: (None if v == "NULL" else v) for k, v in r.items()} for r in rows]
+    if not raw.strip():
+        return {} if req.rpc else None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ApiError(400, "PGRST102", "Empty or invalid json", str(e)[:200]) from e
+
+
+def _csv(body: str) -> bytes:
+    rows = json.loads(body) if body else []
+    if not rows:
+        return b""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    keys = list(rows[0])
+    w.writerow(keys)
+    for r in rows:
+        w.writerow(
+            [
+                ""
+                if r.get(k) is None
+                else (
+                    json.dumps(r[k])
+                    if isinstance(r[k], (dict, list))
+                    else str(r[k]).lower()
+                    if isinstance(r[k], bool)
+                    else r[k]
+                )
+                for k in keys
+            ]
+        )
+    return out.getvalue().encode()
+
+
+class RestService:
+    def __init__(self, ctx: RestContext) -> None:
+        self.ctx = ctx
+
+    async def handle(self, req: RestRequest) -> RestResponse:
+        try:
+            return await self._handle(req)
+        except ParseError as e:
+            raise _error(e) from e
+
+    async def _handle(self, req: RestRequest) -> RestResponse:
+        settings = self.ctx.settings
+        schema, profiled = _schema(req, settings)
+        prefs = parse_prefer([v for k, v in _items(req.headers) if k == "prefer"])
+        prefs.check_strict()
+        media = _media(req)
+        is_read = req.method in ("GET", "HEAD")
+        q = parse_query(split_query_string(req.query_string), is_rpc_read=req.rpc and is_read)
+        planner = Planner(self.ctx.cache, schema, aggregates=settings.aggregates_enabled)
+        if req.method == "OPTIONS":
+            return self._options(planner, req)
+        if req.rpc:
+            resp = await self._rpc(req, q, prefs, media, planner, schema)
+        else:
+            table = planner.table(req.resource)
+            if is_read:
+                resp = await self._read(req, q, prefs, media, planner, table, schema)
+            elif req.method == "POST":
+                resp = await self._insert(req, q, prefs, media, planner, table, schema)
+            elif req.method == "PATCH":
+                resp = await self._update(req, q, prefs, media, planner, table, schema)
+            elif req.method == "DELETE":
+                resp = await self._delete(req, q, prefs, media, planner, table, schema)
+            elif req.method == "PUT":
+                resp = await self._put(req, q, prefs, media, planner, table, schema)
+            else:
+                raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {req.method}")
+        if profiled:
+            resp.headers["Content-Profile"] = schema
+        return resp
+
+    # ------------------------------------------------------------------ running
+
+    def _request_context(
+        self, req: RestRequest, schema: str, *, read_only: bool, prefs: Preferences
+    ) -> RequestContext:
+        search = ", ".join(quote_ident(s) for s in (schema, *self.ctx.settings.extra_search_path))
+        headers = json.dumps(dict(req.headers), separators=(",", ":"))
+        return RequestContext(
+            role=req.claims.role,
+            claims_json=req.claims.claims_json,
+            method=req.method,
+            path=req.path,
+            headers_json=headers,
+            search_path=search,
+            read_only=read_only,
+            rollback=prefs.tx == "rollback",
+        )
+
+    async def _run(
+        self, req: RestRequest, ctx: RequestContext, sql: str, params: list[Any], check: Any = None
+    ) -> asyncpg.Record:
+        authenticated = req.claims.role != self.ctx.settings.anon_role
+        try:
+            async with request_transaction(self.ctx.api_pool, ctx) as conn:
+                if self.ctx.settings.db_pre_request:
+                    await conn.execute(
+                        f"SELECT {_qualified_fn(self.ctx.settings.db_pre_request)}()"
+                    )
+                row = await conn.fetchrow(sql, *params)
+                assert row is not None
+                if check is not None:
+                    check(row)  # raising here rolls the transaction back
+                return row
+        except asyncpg.PostgresError as e:
+            raise from_postgres(e, authenticated=authenticated) from e
+
+    @staticmethod
+    def _apply_guc_response(row: asyncpg.Record, resp: RestResponse) -> RestResponse:
+        """`response.headers` / `response.status` set by the SQL the request ran."""
+        if row["response_status"]:
+            try:
+                resp.status = int(row["response_status"])
+            except ValueError as e:
+                raise ApiError(500, "PGRST112", "Invalid response status") from e
+        if row["response_headers"]:
+            try:
+                for item in json.loads(row["response_headers"]):
+                    for k, v in item.items():
+                        resp.headers[str(k)] = str(v)
+            except (ValueError, AttributeError, TypeError) as e:
+                raise ApiError(500, "PGRST111", "Invalid response.headers") from e
+        return resp
+
+    # ------------------------------------------------------------------ reads
+
+    async def _read(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        table: Table,
+        schema: str,
+    ) -> RestResponse:
+        header_range = parse_range(req.headers.get("range"), req.headers.get("range-unit"))
+        rng = top_level_range(q, header_range if req.method in ("GET", "HEAD") else None)
+        node = planner.read(table, q, rng)
+        p = S.Params()
+        source = S.read_source(node, p, max_rows=self.ctx.settings.max_rows)
+        count = S.count_query(node, p) if prefs.count in ("exact", "planned", "estimated") else None
+        stmt = S.wrap_body(source, count_sql=count, single=media == "single")
+        ctx = self._request_context(req, schema, read_only=True, prefs=prefs)
+        row = await self._run(req, ctx, stmt, p.values, _single_check(media))
+        return self._read_response(req, row, rng, media, prefs)
+
+    def _read_response(
+        self, req: RestRequest, row: asyncpg.Record, rng: RowRange, media: Media, prefs: Preferences
+    ) -> RestResponse:
+        total, page = row["total"], row["page_total"]
+        status = 200
+        if total is not None:
+            if rng.offset > total and not (total == 0 and rng.offset == 0):
+                raise ApiError(
+                    416,
+                    "PGRST103",
+                    "Requested range not satisfiable",
+                    f"An offset of {rng.offset} was requested, but there are only {total} rows.",
+                )
+            if page < total:
+                status = 206
+        headers = {"Content-Range": _content_range(rng.offset, page, total)}
+        resp = RestResponse(status, headers=headers)
+        resp.body, resp.media_type = _render(row["body"], media)
+        if req.method == "HEAD":
+            resp.body = b""
+        applied = preference_applied(prefs, "read")
+        if applied:
+            headers["Preference-Applied"] = applied
+        return self._apply_guc_response(row, resp)
+
+    # ------------------------------------------------------------------ writes
+
+    def _payload(
+        self, req: RestRequest, q: QueryParams, table: Table, *, many: bool
+    ) -> tuple[str, list[str]]:
+        data = _body_json(req)
+        if data is None:
+            raise ApiError(400, "PGRST102", "Empty or invalid json")
+        if many:
+            rows = data if isinstance(data, list) else [data]
+            if not all(isinstance(r, dict) for r in rows):
+                raise ApiError(400, "PGRST102", "All object keys must match")
+        elif not isinstance(data, dict):
+            raise ApiError(400, "PGRST102", "Empty or invalid json")
+        else:
+            rows = [data]
+        if q.columns is not None:
+            cols = list(q.columns)
+        else:
+            cols = list(dict.fromkeys(k for r in rows for k in r))
+        for c in cols:
+            if c not in table.columns:
+                raise ApiError(
+                    400,
+                    "PGRST204",
+                    f"Could not find the '{c}' column of '{table.name}' in the schema cache",
+                )
+        return json.dumps(rows if many else data, separators=(",", ":")), cols
+
+    def _representation(
+        self,
+        node: Node,
+        p: S.Params,
+        table: Table,
+        dml: str,
+        media: Media,
+        want_body: bool,
+        count: bool,
+    ) -> str:
+        if want_body:
+            source = S.read_source(node, p, source="pgrst_mutation")
+        else:
+            source = "SELECT 1 FROM pgrst_mutation"
+        stmt = S.wrap_body(source, count_sql=None, single=media == "single")
+        return f"WITH pgrst_mutation AS ({dml}), " + stmt.removeprefix("WITH ")
+
+    def _mutation_node(
+        self, planner: Planner, table: Table, q: QueryParams, *, with_filters: bool
+    ) -> Node:
+        if with_filters:
+            return planner.read(table, q, RowRange())
+        # Inserts: shape the representation only (filters do not apply to what was inserted).
+        shaped = QueryParams(
+            select=q.select,
+            order=q.order,
+            ranges=q.ranges,
+            filters=tuple(f for f in q.filters if f[0]),
+            logic=tuple(x for x in q.logic if x[0]),
+        )
+        return planner.read(table, shaped, RowRange())
+
+    async def _insert(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        table: Table,
+        schema: str,
+    ) -> RestResponse:
+        if not table.insertable:
+            raise ApiError(405, "PGRST117", f"Cannot insert into '{table.name}'")
+        body, cols = self._payload(req, q, table, many=True)
+        return await self._write(
+            req, q, prefs, media, planner, table, schema, "create", body=body, cols=cols
+        )
+
+    async def _update(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        table: Table,
+        schema: str,
+    ) -> RestResponse:
+        body, cols = self._payload(req, q, table, many=False)
+        return await self._write(
+            req, q, prefs, media, planner, table, schema, "update", body=body, cols=cols
+        )
+
+    async def _delete(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        table: Table,
+        schema: str,
+    ) -> RestResponse:
+        return await self._write(req, q, prefs, media, planner, table, schema, "delete")
+
+    async def _put(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        table: Table,
+        schema: str,
+    ) -> RestResponse:
+        if q.range_for(()).limit is not None or q.range_for(()).offset:
+            raise ApiError(
+                400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT"
+            )
+        body, cols = self._payload(req, q, table, many=False)
+        data = json.loads(body)
+        eqs = {f.field.name: f.expr.operation for p, f in q.filters if not p}
+        from supalite.rest.parse import OpQuant, OpSimple
+
+        pk_ok = (
+            table.pk
+            and set(eqs) == set(table.pk)
+            and all(
+                isinstance(op, (OpSimple, OpQuant))
+                and op.op == "eq"
+                and getattr(op, "quantifier", None) is None
+                for op in eqs.values()
+            )
+        )
+        if not pk_ok or set(cols) != set(table.columns):
+            raise ApiError(
+                405,
+                "PGRST105",
+                "Filters must include all and only primary key columns with 'eq' operators",
+            )
+        for k in table.pk:
+            if str(data.get(k)) != getattr(eqs[k], "value", None):
+                raise ApiError(
+                    400, "PGRST115", "Payload values do not match URL in primary key column(s)"
+                )
+        upsert_prefs = Preferences(
+            resolution="merge-duplicates",
+            representation=prefs.representation,
+            count=prefs.count,
+            tx=prefs.tx,
+            missing=prefs.missing,
+            handling=prefs.handling,
+        )
+        return await self._write(
+            req,
+            q,
+            upsert_prefs,
+            media,
+            planner,
+            table,
+            schema,
+            "upsert",
+            body=json.dumps([data]),
+            cols=cols,
+            on_conflict=table.pk,
+        )
+
+    async def _write(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        table: Table,
+        schema: str,
+        action: str,
+        *,
+        body: str = "",
+        cols: list[str] | None = None,
+        on_conflict: tuple[str, ...] | None = None,
+    ) -> RestResponse:
+        cols = cols or []
+        rep = prefs.representation or "minimal"
+        want_body = rep == "representation"
+        p = S.Params()
+        node = self._mutation_node(planner, table, q, with_filters=action in ("update", "delete"))
+        p_body = f"{p.add(body)}::json" if action in ("create", "update", "upsert") else ""
+        returning = S.returning_list(table) if want_body or rep == "headers-only" else "1"
+        if action in ("create", "upsert"):
+            conflict = on_conflict or q.on_conflict or (table.pk or None)
+            if conflict:
+                for c in conflict:
+                    planner.column(table, c)
+            dml = S.insert_sql(
+                table,
+                cols,
+                p,
+                p_body,
+                on_conflict=conflict,
+                resolution=prefs.resolution,
+                returning=returning,
+            )
+        elif action == "update":
+            if not cols:
+                # An empty body updates nothing (PostgREST answers as if no row matched).
+                dml = f"SELECT {returning} FROM {table.qualified} WHERE FALSE"
+            else:
+                dml = S.update_sql(
+                    node,
+                    cols,
+                    p,
+                    p_body,
+                    S.returning_list(table, node.alias) if returning != "1" else "1",
+                )
+        else:
+            dml = S.delete_sql(
+                node, p, S.returning_list(table, node.alias) if returning != "1" else "1"
+            )
+        # The representation is shaped from the mutation's RETURNING rows: a fresh alias.
+        rep_node = self._mutation_node(planner, table, q, with_filters=False)
+        stmt = self._representation(
+            rep_node,
+            p,
+            table,
+            dml,
+            media,
+            want_body or rep == "headers-only",
+            prefs.count is not None,
+        )
+        max_affected = prefs.effective_max_affected
+        ctx = self._request_context(req, schema, read_only=False, prefs=prefs)
+
+        def check(row: asyncpg.Record) -> None:
+            if (
+                max_affected is not None
+                and action in ("update", "delete")
+                and (row["page_total"] > max_affected)
+            ):
+                raise ApiError(
+                    400,
+                    "PGRST124",
+                    "Query result exceeds max-affected preference constraint",
+                    f"The query affects {row['page_total']} rows",
+                )
+            _single_check(media)(row)
+
+        row = await self._run(req, ctx, stmt, p.values, check)
+        n = row["page_total"]
+        total = n if prefs.count is not None else None
+        headers: dict[str, str] = {}
+        if action in ("create", "upsert"):
+            status = 201 if action == "create" else (200 if want_body else 204)
+            headers["Content-Range"] = _content_range(1, 0, total)
+            if rep == "headers-only" and n == 1 and table.pk:
+                loc = json.loads(row["body"])[0] if row["body"] else None
+                if loc is not None and all(k in loc for k in table.pk):
+                    from urllib.parse import quote
+
+                    headers["Location"] = f"/{table.name}?" + "&".join(
+                        f"{k}=eq.{quote(str(loc[k]), safe='')}" for k in table.pk
+                    )
+        elif action == "update":
+            status = 200 if want_body else 204
+            headers["Content-Range"] = _content_range(0, n, total)
+        else:
+            status = 200 if want_body else 204
+            headers["Content-Range"] = _content_range(1, 0, total)
+        applied = preference_applied(
+            prefs,
+            "upsert" if action == "upsert" else action,  # type: ignore[arg-type]
+            resolution_applies=bool(on_conflict or q.on_conflict or table.pk),
+        )
+        if applied:
+            headers["Preference-Applied"] = applied
+        resp = RestResponse(status, headers=headers)
+        if want_body:
+            resp.body, resp.media_type = _render(row["body"], media)
+        else:
+            resp.media_type = None
+        return self._apply_guc_response(row, resp)
+
+    # ------------------------------------------------------------------ rpc
+
+    async def _rpc(
+        self,
+        req: RestRequest,
+        q: QueryParams,
+        prefs: Preferences,
+        media: Media,
+        planner: Planner,
+        schema: str,
+    ) -> RestResponse:
+        is_read = req.method in ("GET", "HEAD")
+        if req.method not in ("GET", "HEAD", "POST"):
+            raise ApiError(405, "PGRST101", "Only GET, HEAD or POST are allowed for RPC")
+        if is_read:
+            args: dict[str, Any] = {}
+            for k, v in q.rpc_args:
+                if k in args:  # repeated: a variadic/array argument
+                    prev = args[k]
+                    args[k] = [*prev, v] if isinstance(prev, list) else [prev, v]
+                else:
+                    args[k] = v
+            body_obj: Any = args
+        else:
+            body_obj = _body_json(req)
+        names = set(body_obj) if isinstance(body_obj, dict) else set()
+        single_json_candidate = not isinstance(body_obj, dict) or not is_read
+        fn = planner.function(req.resource, names, single_json=single_json_candidate)
+        single_json = (
+            len(fn.args) == 1 and not fn.args[0].name and fn.args[0].type in ("json", "jsonb")
+        )
+        if is_read and fn.volatility == "v":
+            raise ApiError(405, "PGRST101", "Only POST is allowed for volatile functions")
+        p = S.Params()
+        body_param = f"{p.add(json.dumps(body_obj, separators=(',', ':')))}::json"
+        prefix, call = S.call_expr(
+            fn, p, body_param, single_json=single_json, arg_names=sorted(names)
+        )
+        rng = top_level_range(q, parse_range(req.headers.get("range")) if is_read else None)
+        table = _rpc_table(planner, fn)
+        total_sql = None
+        if table is not None:
+            node = planner.read(table, q, rng)
+            source = S.read_source(
+                node, p, source=f"{prefix}{call}", max_rows=self.ctx.settings.max_rows
+            )
+            if prefs.count is not None:
+                total_sql = S.count_query(node, p, source=f"{prefix}{call}")
+            stmt = S.wrap_body(
+                source, count_sql=total_sql, single=media == "single" or not fn.returns_set
+            )
+            scalar = False
+        else:
+            frm = f" FROM {prefix.removesuffix(', LATERAL ')}" if prefix else ""
+            if fn.returns_set:
+                inner = f"SELECT {call} AS pgrst_scalar{frm}"
+                stmt = (
+                    "WITH pgrst_source AS (" + inner + ") SELECT NULL::bigint AS total, "
+                    "count(*) AS page_total, coalesce(json_agg(pgrst_source.pgrst_scalar), "
+                    "'[]')::text AS body, "
+                    "nullif(current_setting('response.headers', true), '') AS response_headers, "
+                    "nullif(current_setting('response.status', true), '') AS response_status "
+                    "FROM pgrst_source"
+                )
+            else:
+                stmt = (
+                    f"SELECT NULL::bigint AS total, 1::bigint AS page_total, "
+                    f"to_json({call})::text AS body, "
+                    "nullif(current_setting('response.headers', true), '') AS response_headers, "
+                    "nullif(current_setting('response.status', true), '') AS response_status"
+                    f"{frm}"
+                )
+            scalar = True
+        read_only = is_read or fn.volatility != "v"
+        ctx = self._request_context(req, schema, read_only=read_only, prefs=prefs)
+        max_affected = prefs.effective_max_affected
+
+        def check(row: asyncpg.Record) -> None:
+            if max_affected is not None:
+                if not fn.returns_set:
+                    raise ApiError(
+                        400,
+                        "PGRST128",
+                        "Function must return SETOF or TABLE when "
+                        "max-affected preference is used with handling=strict",
+                    )
+                if row["page_total"] > max_affected:
+                    raise ApiError(
+                        400,
+                        "PGRST124",
+                        "Query result exceeds max-affected preference constraint",
+                        f"The query affects {row['page_total']} rows",
+                    )
+            if media == "single" and fn.returns_set:
+                _single_check(media)(row)
+
+        row = await self._run(req, ctx, stmt, p.values, check)
+        if fn.is_void:
+            resp = RestResponse(204, media_type=None)
+            return self._apply_guc_response(row, resp)
+        headers: dict[str, str] = {}
+        if fn.returns_set:
+            total = row["total"]
+            headers["Content-Range"] = _content_range(rng.offset, row["page_total"], total)
+        resp = RestResponse(200, headers=headers)
+        body = row["body"]
+        if scalar or not fn.returns_set:
+            resp.body = (body if body else "null").encode()
+        else:
+            resp.body, resp.media_type = _render(body, media)
+        if req.method == "HEAD":
+            resp.body = b""
+        applied = preference_applied(prefs, "rpc")
+        if applied:
+            headers["Preference-Applied"] = applied
+        return self._apply_guc_response(row, resp)
+
+    # ------------------------------------------------------------------ options
+
+    def _options(self, planner: Planner, req: RestRequest) -> RestResponse:
+        if req.rpc:
+            fns = planner.cache.functions.get((planner.schema, req.resource))
+            if not fns:
+                planner.function(req.resource, set(), single_json=False)
+            allow = "OPTIONS,POST" if fns and fns[0].volatility == "v" else "OPTIONS,GET,HEAD,POST"
+        else:
+            t = planner.table(req.resource)
+            verbs = ["OPTIONS", "GET", "HEAD"]
+            if t.insertable:
+                verbs.append("POST")
+            if t.insertable and t.updatable:
+                verbs.append("PUT")
+            if t.updatable:
+                verbs.append("PATCH")
+            if t.deletable:
+                verbs.append("DELETE")
+            allow = ",".join(verbs)
+        return RestResponse(200, headers={"Allow": allow}, media_type=None)
+
+
+def _rpc_table(planner: Planner, fn: Function) -> Table | None:
+    if fn.return_table is None:
+        return None
+    return planner.cache.tables.get(fn.return_table)
+
+
+def _single_check(media: Media) -> Any:
+    def check(row: asyncpg.Record) -> None:
+        if media == "single" and row["page_total"] != 1:
+            raise ApiError(
+                406,
+                "PGRST116",
+                "Cannot coerce the result to a single JSON object",
+                f"The result contains {row['page_total']} rows",
+            )
+
+    return check
+
+
+def _render(body: str | None, media: Media) -> tuple[bytes, str]:
+    if media == "csv":
+        return _csv(body or ""), "text/csv; charset=utf-8"
+    if media == "single":
+        return (body or "null").encode(), "application/vnd.pgrst.object+json; charset=utf-8"
+    return (body or "[]").encode(), JSON
+
+
+def _items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        return [("prefer", v) for v in getlist("prefer")]
+    return [(k, v) for k, v in headers.items()]
+
+
+def _qualified_fn(name: str) -> str:
+    schema, _, fn = name.rpartition(".")
+    return (quote_ident(schema) + "." if schema else "") + quote_ident(fn)
