@@ -50,6 +50,16 @@ async def health(request: Request) -> Response:
     return JSONResponse(body, status_code=status)
 
 
+async def not_found(request: Request, exc: Exception) -> Response:
+    """Paths no service serves, answered as Supabase's gateway (Kong) answers them."""
+    return JSONResponse({"message": "no Route matched with those values"}, status_code=404)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """Whatever a service did not handle: a JSON 500, the details only in the server log."""
+    return JSONResponse({"message": "An unexpected error occurred"}, status_code=500)
+
+
 async def service_health(request: Request) -> Response:
     name = request.path_params["service"]
     if name not in ("rest", "db"):
@@ -93,6 +103,7 @@ def build_app(runtime: Runtime) -> Starlette:
             ),
         ],
         lifespan=lifespan,
+        exception_handlers={404: not_found, Exception: internal_error},
     )
     app.state.runtime = runtime
     app.state.gateway = Gateway(runtime.keys, anon_role=settings.api.anon_role)

@@ -34,6 +34,7 @@ class Column:
     generated: bool
     position: int
     description: str | None = None
+    default: str | None = None  # the DEFAULT expression, from the catalog (missing=default)
     enum: tuple[str, ...] = ()
     max_length: int | None = None
 
@@ -144,7 +145,7 @@ def quote_ident(name: str) -> str:
 # ------------------------------------------------------------------------------- loading
 
 _TABLES_SQL = """
-select n.nspname as schema, c.relname as name, c.relkind as kind,
+select n.nspname as schema, c.relname as name, c.relkind::text as kind,
   obj_description(c.oid, 'pg_class') as description,
   pg_relation_is_updatable(c.oid, true) as upd,
   coalesce((
@@ -158,6 +159,10 @@ select n.nspname as schema, c.relname as name, c.relkind as kind,
       'base', coalesce(et.typname, bt.typname, t.typname),
       'nullable', not a.attnotnull, 'has_default', a.atthasdef or a.attidentity <> '',
       'generated', a.attgenerated <> '', 'position', a.attnum,
+      'default', case
+        when a.attidentity <> '' then format('nextval(%L::regclass)',
+          pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
+        when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
       'description', col_description(c.oid, a.attnum),
       'enum', (select json_agg(e.enumlabel order by e.enumsortorder) from pg_enum e
                where e.enumtypid = coalesce(bt.oid, t.oid)),
@@ -168,6 +173,7 @@ select n.nspname as schema, c.relname as name, c.relkind as kind,
     join pg_type t on t.oid = a.atttypid
     left join pg_type et on et.oid = t.typelem and t.typcategory = 'A'
     left join pg_type bt on bt.oid = t.typbasetype and t.typtype = 'd'
+    left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]') as columns
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p', 'v', 'm', 'f') and n.nspname = any($1::text[])
@@ -199,7 +205,7 @@ where (i.indisunique or i.indisprimary) and i.indpred is null and n.nspname = an
 """
 
 _FUNCTIONS_SQL = """
-select n.nspname as schema, p.proname as name, p.provolatile as volatility,
+select n.nspname as schema, p.proname as name, p.provolatile::text as volatility,
   p.proretset as returns_set, format_type(p.prorettype, null) as return_type,
   obj_description(p.oid, 'pg_proc') as description,
   rt.typtype = 'c' or coalesce('o' = any(p.proargmodes) or 't' = any(p.proargmodes), false)
@@ -249,6 +255,7 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
                 generated=c["generated"],
                 position=c["position"],
                 description=c["description"],
+                default=c["default"],
                 enum=tuple(c["enum"] or ()),
                 max_length=c["max_length"],
             )
@@ -317,10 +324,16 @@ def _relationships(
         if src not in cache.tables or dst not in cache.tables:
             continue
         one_to_one = (fk.schema, fk.table, tuple(sorted(fk.columns))) in unique
-        add(Relationship(src, dst, "o2o" if one_to_one else "m2o", fk.name,
-                         fk.columns, fk.ref_columns))
-        add(Relationship(dst, src, "o2o" if one_to_one else "o2m", fk.name,
-                         fk.ref_columns, fk.columns))
+        add(
+            Relationship(
+                src, dst, "o2o" if one_to_one else "m2o", fk.name, fk.columns, fk.ref_columns
+            )
+        )
+        add(
+            Relationship(
+                dst, src, "o2o" if one_to_one else "o2m", fk.name, fk.ref_columns, fk.columns
+            )
+        )
     # Many-to-many: a junction table with FKs to both sides whose columns are all part of the
     # junction's primary key (PostgREST's rule).
     by_table: dict[tuple[str, str], list[ForeignKey]] = {}
@@ -338,11 +351,20 @@ def _relationships(
                 src, dst = (a.ref_schema, a.ref_table), (b.ref_schema, b.ref_table)
                 if src not in cache.tables or dst not in cache.tables:
                     continue
-                add(Relationship(
-                    src, dst, "m2m", b.name, a.ref_columns, b.ref_columns, junction=junction,
-                    junction_source_columns=a.columns, junction_target_columns=b.columns,
-                    source_constraint=a.name,
-                ))
+                add(
+                    Relationship(
+                        src,
+                        dst,
+                        "m2m",
+                        b.name,
+                        a.ref_columns,
+                        b.ref_columns,
+                        junction=junction,
+                        junction_source_columns=a.columns,
+                        junction_target_columns=b.columns,
+                        source_constraint=a.name,
+                    )
+                )
     return rels
 
 

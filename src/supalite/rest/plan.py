@@ -218,8 +218,7 @@ class Planner:
             cands = [
                 r
                 for r in rels
-                if (r.cardinality in ("m2o", "o2o")
-                and r.source_columns == (name,))
+                if (r.cardinality in ("m2o", "o2o") and r.source_columns == (name,))
                 or r.constraint == name
             ]
         if hint is not None:
@@ -232,6 +231,11 @@ class Planner:
                 or hint in r.target_columns
                 or (r.target[1] == hint and r.target != (self.schema, name))
             ]
+            self_ref = [r for r in cands if r.source == r.target and hint in r.source_columns]
+            if self_ref and len(self_ref) < len(cands):
+                # A column hint on a self-reference names the FK column of the row itself:
+                # the many-to-one direction (its parent), as PostgREST resolves it.
+                cands = self_ref
         if not cands:
             raise _pgrst(
                 400,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -13,6 +15,7 @@ from supalite.rest.errors import ApiError
 from supalite.rest.openapi import openapi_document
 from supalite.rest.service import RestContext, RestRequest, RestService
 
+log = logging.getLogger("supalite.rest")
 _METHODS = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
 
 
@@ -86,6 +89,17 @@ async def resource(request: Request) -> Response:
         resp = await _service(request).handle(req)
     except ApiError as e:
         return error_response(e)
+    except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as e:
+        log.warning("database unavailable: %s", e)
+        return error_response(
+            ApiError(
+                503, "PGRST001", "Database client error. Retrying the connection.", str(e)[:200]
+            )
+        )
+    except TimeoutError:
+        return error_response(
+            ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
+        )
     return Response(
         resp.body, status_code=resp.status, headers=resp.headers, media_type=resp.media_type
     )

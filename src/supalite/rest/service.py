@@ -500,6 +500,7 @@ class RestService:
                 on_conflict=conflict,
                 resolution=prefs.resolution,
                 returning=returning,
+                missing_default=prefs.missing == "default",
             )
         elif action == "update":
             if not cols:
@@ -614,9 +615,12 @@ class RestService:
         if is_read and fn.volatility == "v":
             raise ApiError(405, "PGRST101", "Only POST is allowed for volatile functions")
         p = S.Params()
-        body_param = f"{p.add(json.dumps(body_obj, separators=(',', ':')))}::json"
         prefix, call = S.call_expr(
-            fn, p, body_param, single_json=single_json, arg_names=sorted(names)
+            fn,
+            p,
+            json.dumps(body_obj, separators=(",", ":")),
+            single_json=single_json,
+            arg_names=sorted(names),
         )
         rng = top_level_range(q, parse_range(req.headers.get("range")) if is_read else None)
         table = _rpc_table(planner, fn)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supalite.db.schema_cache import Column, Function, Relationship, Table, quote_ident
+from supalite.db.schema_cache import Column, Function, Table, quote_ident
 from supalite.rest.parse import (
     Filter,
     OpFts,
@@ -380,9 +380,23 @@ def insert_sql(
     on_conflict: tuple[str, ...] | None,
     resolution: str | None,
     returning: str,
+    missing_default: bool = False,
 ) -> str:
     cols = ", ".join(q(c) for c in columns)
-    if columns:
+    if columns and missing_default:
+        # Keys a row lacks take the column's DEFAULT (its catalog expression), per row.
+        exprs = ", ".join(
+            f"CASE WHEN pgrst_e.j::jsonb ? {p.text(c)} THEN pgrst_r.{q(c)} ELSE "
+            f"{table.columns[c].default or 'NULL'} END"
+            for c in columns
+        )
+        sql = (
+            f"INSERT INTO {table.qualified} ({cols}) SELECT {exprs} FROM "
+            f"json_array_elements({body_param}) WITH ORDINALITY AS pgrst_e(j, n), "
+            f"LATERAL json_populate_record(NULL::{table.qualified}, pgrst_e.j) AS pgrst_r "
+            "ORDER BY pgrst_e.n"
+        )
+    elif columns:
         rows = (
             f"SELECT {cols} FROM json_populate_recordset(NULL::{table.qualified}, "
             f"{body_param}) AS pgrst_body"
@@ -427,22 +441,19 @@ def returning_list(table: Table, alias: str | None = None) -> str:
 
 
 def call_expr(
-    fn: Function, p: Params, body_param: str, *, single_json: bool, arg_names: list[str]
+    fn: Function, p: Params, body: str, *, single_json: bool, arg_names: list[str]
 ) -> tuple[str, str]:
     """(FROM-prefix, call expression): arguments come from the JSON body via json_to_record,
     so JSON arrays/objects/numbers become the parameters' types by Postgres's own rules."""
     if single_json:
-        return "", f"{fn.qualified}({body_param})"
+        return "", f"{fn.qualified}({p.add(body)}::json)"
     args = [a for a in fn.args if a.name in arg_names]
     if not args:
         return "", f"{fn.qualified}()"
+    body_param = f"{p.add(body)}::json"
     defs = ", ".join(f"{q(a.name)} {a.type}" for a in args)  # variadic: already the array type
     call_args = ", ".join(
         ("VARIADIC " if a.variadic else "") + f"{q(a.name)} := pgrst_args.{q(a.name)}" for a in args
     )
     prefix = f"json_to_record({body_param}) AS pgrst_args({defs}), LATERAL "
     return prefix, f"{fn.qualified}({call_args})"
-
-
-def relationship_target(rel: Relationship) -> str:
-    return f"{q(rel.target[0])}.{q(rel.target[1])}"
