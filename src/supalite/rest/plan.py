@@ -231,10 +231,10 @@ class Planner:
                 or hint in r.target_columns
                 or (r.target[1] == hint and r.target != (self.schema, name))
             ]
-            self_ref = [r for r in cands if r.source == r.target and hint in r.source_columns]
+            self_ref = [r for r in cands if r.source == r.target and hint in r.target_columns]
             if self_ref and len(self_ref) < len(cands):
-                # A column hint on a self-reference names the FK column of the row itself:
-                # the many-to-one direction (its parent), as PostgREST resolves it.
+                # `tasks!parent_id` on a self-reference is the one-to-many direction (the
+                # children); the parent is embedded by the column itself (`parent_id(...)`).
                 cands = self_ref
         if not cands:
             raise _pgrst(
@@ -429,9 +429,14 @@ class Planner:
                 404,
                 "PGRST202",
                 f"Could not find the function {self.schema}.{name}({listed}) in the schema cache",
-                f"Searched for the function {self.schema}.{name} with parameters {listed} or with"
-                " a single unnamed json/jsonb parameter, but no matches were found in the schema"
-                " cache.",
+                f"Searched for the function {self.schema}.{name} "
+                + (
+                    f"with parameter{'s' if len(arg_names) > 1 else ''} {listed}"
+                    if arg_names
+                    else "without parameters"
+                )
+                + " or with a single unnamed json/jsonb parameter, but no matches were found in"
+                " the schema cache.",
                 None,
             )
         if len(fitting) > 1:

@@ -39,7 +39,7 @@ from supalite.rest.plan import Node, Planner
 
 JSON = "application/json; charset=utf-8"
 _SINGLE = "application/vnd.pgrst.object+json"
-Media = Literal["json", "single", "csv"]
+Media = Literal["json", "json_stripped", "single", "single_stripped", "csv"]
 
 
 @dataclass
@@ -92,15 +92,16 @@ def _schema(req: RestRequest, settings: ApiSettings) -> tuple[str, bool]:
 def _media(req: RestRequest) -> Media:
     accept = req.headers.get("accept", "*/*")
     for part in accept.split(","):
-        mt = part.split(";", 1)[0].strip().lower()
+        mt, *params = (x.strip().lower() for x in part.split(";"))
+        stripped = "nulls=stripped" in params
         if mt in ("*/*", "application/json", "application/*", ""):
             return "json"
         if mt == _SINGLE:
-            return "single"
+            return "single_stripped" if stripped else "single"
+        if mt == "application/vnd.pgrst.array+json":
+            return "json_stripped" if stripped else "json"
         if mt == "text/csv":
             return "csv"
-        if mt == "application/vnd.pgrst.array+json":
-            return "json"
     raise ApiError(406, "PGRST107", f"None of these media types are available: {accept}")
 
 
@@ -128,32 +129,6 @@ def _body_json(req: RestRequest) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise ApiError(400, "PGRST102", "Empty or invalid json", str(e)[:200]) from e
-
-
-def _csv(body: str) -> bytes:
-    rows = json.loads(body) if body else []
-    if not rows:
-        return b""
-    out = io.StringIO()
-    w = csv.writer(out, lineterminator="\n")
-    keys = list(rows[0])
-    w.writerow(keys)
-    for r in rows:
-        w.writerow(
-            [
-                ""
-                if r.get(k) is None
-                else (
-                    json.dumps(r[k])
-                    if isinstance(r[k], (dict, list))
-                    else str(r[k]).lower()
-                    if isinstance(r[k], bool)
-                    else r[k]
-                )
-                for k in keys
-            ]
-        )
-    return out.getvalue().encode()
 
 
 class RestService:
@@ -268,7 +243,7 @@ class RestService:
         p = S.Params()
         source = S.read_source(node, p, max_rows=self.ctx.settings.max_rows)
         count = S.count_query(node, p) if prefs.count in ("exact", "planned", "estimated") else None
-        stmt = S.wrap_body(source, count_sql=count, single=media == "single")
+        stmt = S.wrap_body(source, count_sql=count, media=media)
         ctx = self._request_context(req, schema, read_only=True, prefs=prefs)
         row = await self._run(req, ctx, stmt, p.values, _single_check(media))
         return self._read_response(req, row, rng, media, prefs)
@@ -328,20 +303,14 @@ class RestService:
         return json.dumps(rows if many else data, separators=(",", ":")), cols
 
     def _representation(
-        self,
-        node: Node,
-        p: S.Params,
-        table: Table,
-        dml: str,
-        media: Media,
-        want_body: bool,
-        count: bool,
+        self, node: Node, p: S.Params, dml: str, media: Media, want_rows: bool, extra: str = ""
     ) -> str:
-        if want_body:
+        """The statement around a mutation: its RETURNING rows shaped like a read."""
+        if want_rows:
             source = S.read_source(node, p, source="pgrst_mutation")
         else:
             source = "SELECT 1 FROM pgrst_mutation"
-        stmt = S.wrap_body(source, count_sql=None, single=media == "single")
+        stmt = S.wrap_body(source, count_sql=None, media=media, extra=extra)
         return f"WITH pgrst_mutation AS ({dml}), " + stmt.removeprefix("WITH ")
 
     def _mutation_node(
@@ -492,6 +461,8 @@ class RestService:
             if conflict:
                 for c in conflict:
                     planner.column(table, c)
+            if action == "create" and prefs.resolution == "merge-duplicates":
+                returning += ", (xmax = 0) AS pgrst_inserted"  # xmax is 0 on a fresh row
             dml = S.insert_sql(
                 table,
                 cols,
@@ -520,14 +491,17 @@ class RestService:
             )
         # The representation is shaped from the mutation's RETURNING rows: a fresh alias.
         rep_node = self._mutation_node(planner, table, q, with_filters=False)
+        # An upsert whose rows all took the conflict path answers 200, not 201: count inserts.
+        merging = action == "create" and prefs.resolution == "merge-duplicates"
         stmt = self._representation(
             rep_node,
             p,
-            table,
             dml,
             media,
             want_body or rep == "headers-only",
-            prefs.count is not None,
+            ", (SELECT count(*) FILTER (WHERE pgrst_inserted) FROM pgrst_mutation) AS inserted"
+            if merging
+            else "",
         )
         max_affected = prefs.effective_max_affected
         ctx = self._request_context(req, schema, read_only=False, prefs=prefs)
@@ -551,7 +525,10 @@ class RestService:
         total = n if prefs.count is not None else None
         headers: dict[str, str] = {}
         if action in ("create", "upsert"):
-            status = 201 if action == "create" else (200 if want_body else 204)
+            if action == "create":
+                status = 200 if merging and n > 0 and row["inserted"] == 0 else 201
+            else:
+                status = 200 if want_body else 204
             headers["Content-Range"] = _content_range(1, 0, total)
             if rep == "headers-only" and n == 1 and table.pk:
                 loc = json.loads(row["body"])[0] if row["body"] else None
@@ -632,9 +609,9 @@ class RestService:
             )
             if prefs.count is not None:
                 total_sql = S.count_query(node, p, source=f"{prefix}{call}")
-            stmt = S.wrap_body(
-                source, count_sql=total_sql, single=media == "single" or not fn.returns_set
-            )
+            # A function returning one row (not SETOF) answers with that row as an object.
+            shape: Media = media if fn.returns_set or media != "json" else "single"
+            stmt = S.wrap_body(source, count_sql=total_sql, media=shape)
             scalar = False
         else:
             frm = f" FROM {prefix.removesuffix(', LATERAL ')}" if prefix else ""
@@ -677,7 +654,7 @@ class RestService:
                         "Query result exceeds max-affected preference constraint",
                         f"The query affects {row['page_total']} rows",
                     )
-            if media == "single" and fn.returns_set:
+            if media.startswith("single") and fn.returns_set:
                 _single_check(media)(row)
 
         row = await self._run(req, ctx, stmt, p.values, check)
@@ -685,10 +662,13 @@ class RestService:
             resp = RestResponse(204, media_type=None)
             return self._apply_guc_response(row, resp)
         headers: dict[str, str] = {}
+        status = 200
         if fn.returns_set:
             total = row["total"]
             headers["Content-Range"] = _content_range(rng.offset, row["page_total"], total)
-        resp = RestResponse(200, headers=headers)
+            if total is not None and row["page_total"] < total:
+                status = 206
+        resp = RestResponse(status, headers=headers)
         body = row["body"]
         if scalar or not fn.returns_set:
             resp.body = (body if body else "null").encode()
@@ -732,7 +712,7 @@ def _rpc_table(planner: Planner, fn: Function) -> Table | None:
 
 def _single_check(media: Media) -> Any:
     def check(row: asyncpg.Record) -> None:
-        if media == "single" and row["page_total"] != 1:
+        if media.startswith("single") and row["page_total"] != 1:
             raise ApiError(
                 406,
                 "PGRST116",
@@ -743,12 +723,19 @@ def _single_check(media: Media) -> Any:
     return check
 
 
+_CONTENT_TYPES = {
+    "json": JSON,
+    "json_stripped": "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8",
+    "single": "application/vnd.pgrst.object+json; charset=utf-8",
+    "single_stripped": "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
+    "csv": "text/csv; charset=utf-8",
+}
+
+
 def _render(body: str | None, media: Media) -> tuple[bytes, str]:
-    if media == "csv":
-        return _csv(body or ""), "text/csv; charset=utf-8"
-    if media == "single":
-        return (body or "null").encode(), "application/vnd.pgrst.object+json; charset=utf-8"
-    return (body or "[]").encode(), JSON
+    if body is None or (body == "" and media.startswith("single")):
+        body = "null" if media.startswith("single") else "[]" if media != "csv" else ""
+    return body.encode(), _CONTENT_TYPES[media]
 
 
 def _items(headers: Mapping[str, str]) -> list[tuple[str, str]]:

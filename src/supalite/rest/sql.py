@@ -351,19 +351,28 @@ def count_query(node: Node, p: Params, source: str | None = None) -> str:
     )
 
 
-def wrap_body(source_sql: str, *, count_sql: str | None, single: bool) -> str:
-    """The final statement: total, page size, and the body as one JSON text."""
+_BODIES = {
+    "json": "coalesce(json_agg(_postgrest_t), '[]')::text",
+    "json_stripped": "coalesce(json_strip_nulls(json_agg(_postgrest_t)), '[]')::text",
+    "single": "coalesce((json_agg(_postgrest_t) -> 0)::text, '')",
+    "single_stripped": "coalesce(json_strip_nulls(json_agg(_postgrest_t) -> 0)::text, '')",
+    # PostgREST's CSV: the keys of the first row, then each row in Postgres's record text
+    # format without its parentheses (quoted where the value needs it, NULL as empty).
+    "csv": "(SELECT coalesce(string_agg(pgrst_k, ','), '') FROM (SELECT json_object_keys("
+    "row_to_json(pgrst_h)) AS pgrst_k FROM (SELECT * FROM pgrst_source LIMIT 1) AS pgrst_h) "
+    "AS pgrst_keys) || E'\\n' || coalesce(string_agg(substring(_postgrest_t::text, 2, "
+    "length(_postgrest_t::text) - 2), E'\\n'), '')",
+}
+
+
+def wrap_body(source_sql: str, *, count_sql: str | None, media: str, extra: str = "") -> str:
+    """The final statement: total, page size, and the body as one text in the media's shape."""
     total = f"({count_sql})" if count_sql else "NULL::bigint"
-    body = (
-        "coalesce((json_agg(_postgrest_t) -> 0)::text, '')"
-        if single
-        else "coalesce(json_agg(_postgrest_t), '[]')::text"
-    )
     return (
         f"WITH pgrst_source AS ({source_sql}) "
-        f"SELECT {total} AS total, count(_postgrest_t) AS page_total, {body} AS body, "
+        f"SELECT {total} AS total, count(_postgrest_t) AS page_total, {_BODIES[media]} AS body, "
         "nullif(current_setting('response.headers', true), '') AS response_headers, "
-        "nullif(current_setting('response.status', true), '') AS response_status "
+        f"nullif(current_setting('response.status', true), '') AS response_status{extra} "
         "FROM pgrst_source AS _postgrest_t"
     )
 
