@@ -119,7 +119,13 @@ async def bare_pool(db_url: str, seconds: float) -> dict[str, dict[str, float]]:
         latencies: list[float] = []
         deadline = time.perf_counter() + seconds
 
-        async def worker(seed: int, sql: str = sql, with_id: bool = with_id) -> None:
+        async def worker(
+            seed: int,
+            sql: str = sql,
+            with_id: bool = with_id,
+            deadline: float = deadline,
+            latencies: list[float] = latencies,
+        ) -> None:
             n = seed
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()

@@ -36,11 +36,12 @@ Deliberate differences from PostgREST (each is stricter or fixes a PostgREST odd
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, NoReturn, TypeAlias, TypeVar
+from typing import Any, Literal, NoReturn, TypeAlias, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
 __all__ = [
@@ -355,6 +356,7 @@ def _hs_escape(ch: str) -> str:
     return _SHORT_ESCAPES.get(o) or "\\" + _ASCII_NAMES[o]
 
 
+@functools.lru_cache(maxsize=4096)  # hot: failed alternatives format their next char
 def _hs_str(s: str) -> str:
     out = ['"']
     for idx, ch in enumerate(s):
@@ -552,6 +554,14 @@ def _show_messages(msgs: list[_Msg]) -> str:
 
 
 def _run(source: str, text: str, fn: Callable[[_Cursor], T]) -> T:
+    """Parse ``text`` with ``fn``. Memoised: the same select/order/filter strings arrive again
+    and again, and the results are immutable (failures raise, and are not remembered)."""
+    result: T = _run_cached(source, text, fn)
+    return result
+
+
+@functools.lru_cache(maxsize=2048)
+def _run_cached(source: str, text: str, fn: Callable[[_Cursor], Any]) -> Any:
     c = _Cursor(source, text)
     try:
         return fn(c)
@@ -1198,6 +1208,36 @@ def _canonical(items: Sequence[tuple[str, str | None]]) -> str:
     )
 
 
+def _whole_select(c: _Cursor) -> tuple[SelectItem, ...]:
+    forest = _select_forest(c, 0)
+    c.eof()
+    return forest
+
+
+def _whole_tree(c: _Cursor) -> LogicTree:
+    tree = _logic_tree(c, 0)
+    c.eof()
+    return tree
+
+
+def _whole_filter(c: _Cursor) -> OpExpr:
+    expr = _op_expr(c, _rest_value)
+    c.eof()
+    return expr
+
+
+@functools.lru_cache(maxsize=2048)
+def _filter_expr(v: str) -> OpExpr | None:
+    """A filter value's expression; None when it does not even start like one."""
+    c = _Cursor(f"failed to parse filter ({v})", v)
+    try:
+        return _whole_filter(c)
+    except _Fail:
+        if c.i == 0:
+            return None
+        raise c.error() from None
+
+
 def parse_query(
     query_items: Sequence[tuple[str, str | None]], *, is_rpc_read: bool = False
 ) -> QueryParams:
@@ -1231,13 +1271,7 @@ def parse_query(
         if _last_word(k) not in ("and", "or"):
             continue
         embed, op = _run(f"failed to parse logic path ({k})", k, _logic_path)
-
-        def whole_tree(c: _Cursor) -> LogicTree:
-            tree = _logic_tree(c, 0)
-            c.eof()
-            return tree
-
-        logic.append((embed, _run(f"failed to parse logic tree ({v})", op + v, whole_tree)))
+        logic.append((embed, _run(f"failed to parse logic tree ({v})", op + v, _whole_tree)))
 
     columns_text = lookup("columns")
     columns = (
@@ -1247,16 +1281,10 @@ def parse_query(
     )
 
     select_text = lookup("select")
-
-    def whole_select(c: _Cursor) -> tuple[SelectItem, ...]:
-        forest = _select_forest(c, 0)
-        c.eof()
-        return forest
-
     select = (
         (SelectField(Field("*")),)
         if select_text is None
-        else _run(f"failed to parse select parameter ({select_text})", select_text, whole_select)
+        else _run(f"failed to parse select parameter ({select_text})", select_text, _whole_select)
     )
 
     filters: list[tuple[EmbedPath, Filter]] = []
@@ -1265,17 +1293,15 @@ def parse_query(
         if k in _RESERVED or _last_word(k) in _RESERVED_EMBEDDABLE:
             continue
         embed, fld = tree_path(k)
-        c = _Cursor(f"failed to parse filter ({v})", v)
-        try:
-            expr = _op_expr(c, _rest_value)
-            c.eof()
-        except _Fail:
+        expr = _filter_expr(v)
+        if expr is None:
             # PostgREST's `pOpExpr pSingleVal <|> pure (NoOpExpr v)`: only a value that did not
             # even start like an operator (nothing consumed) becomes a function argument.
-            if is_rpc_read and c.i == 0:
+            if is_rpc_read:
                 rpc_args.append((fld.name, v))
                 continue
-            raise c.error() from None
+            _run(f"failed to parse filter ({v})", v, _whole_filter)  # raises its ParseError
+        assert expr is not None
         filters.append((embed, Filter(fld, expr)))
 
     conflict_text = lookup("on_conflict")
