@@ -12,7 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import asyncpg
@@ -131,6 +131,18 @@ def _body_json(req: RestRequest) -> Any:
         raise ApiError(400, "PGRST102", "Empty or invalid json", str(e)[:200]) from e
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One request as the service works on it: parsed, negotiated, with its planner."""
+
+    req: RestRequest
+    q: QueryParams
+    prefs: Preferences
+    media: Media
+    planner: Planner
+    schema: str
+
+
 class RestService:
     def __init__(self, ctx: RestContext) -> None:
         self.ctx = ctx
@@ -150,22 +162,23 @@ class RestService:
         is_read = req.method in ("GET", "HEAD")
         q = parse_query(split_query_string(req.query_string), is_rpc_read=req.rpc and is_read)
         planner = Planner(self.ctx.cache, schema, aggregates=settings.aggregates_enabled)
+        call = _Call(req, q, prefs, media, planner, schema)
         if req.method == "OPTIONS":
             return self._options(planner, req)
         if req.rpc:
-            resp = await self._rpc(req, q, prefs, media, planner, schema)
+            resp = await self._rpc(call)
         else:
             table = planner.table(req.resource)
             if is_read:
-                resp = await self._read(req, q, prefs, media, planner, table, schema)
+                resp = await self._read(call, table)
             elif req.method == "POST":
-                resp = await self._insert(req, q, prefs, media, planner, table, schema)
+                resp = await self._insert(call, table)
             elif req.method == "PATCH":
-                resp = await self._update(req, q, prefs, media, planner, table, schema)
+                resp = await self._update(call, table)
             elif req.method == "DELETE":
-                resp = await self._delete(req, q, prefs, media, planner, table, schema)
+                resp = await self._delete(call, table)
             elif req.method == "PUT":
-                resp = await self._put(req, q, prefs, media, planner, table, schema)
+                resp = await self._put(call, table)
             else:
                 raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {req.method}")
         if profiled:
@@ -227,16 +240,8 @@ class RestService:
 
     # ------------------------------------------------------------------ reads
 
-    async def _read(
-        self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
-        table: Table,
-        schema: str,
-    ) -> RestResponse:
+    async def _read(self, c: _Call, table: Table) -> RestResponse:
+        req, q, prefs, media, planner, schema = c.req, c.q, c.prefs, c.media, c.planner, c.schema
         header_range = parse_range(req.headers.get("range"), req.headers.get("range-unit"))
         rng = top_level_range(q, header_range if req.method in ("GET", "HEAD") else None)
         node = planner.read(table, q, rng)
@@ -328,60 +333,23 @@ class RestService:
         )
         return planner.read(table, shaped, RowRange())
 
-    async def _insert(
-        self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
-        table: Table,
-        schema: str,
-    ) -> RestResponse:
+    async def _insert(self, c: _Call, table: Table) -> RestResponse:
+        req, q = c.req, c.q
         if not table.insertable:
             raise ApiError(405, "PGRST117", f"Cannot insert into '{table.name}'")
         body, cols = self._payload(req, q, table, many=True)
-        return await self._write(
-            req, q, prefs, media, planner, table, schema, "create", body=body, cols=cols
-        )
+        return await self._write(c, table, "create", body=body, cols=cols)
 
-    async def _update(
-        self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
-        table: Table,
-        schema: str,
-    ) -> RestResponse:
+    async def _update(self, c: _Call, table: Table) -> RestResponse:
+        req, q = c.req, c.q
         body, cols = self._payload(req, q, table, many=False)
-        return await self._write(
-            req, q, prefs, media, planner, table, schema, "update", body=body, cols=cols
-        )
+        return await self._write(c, table, "update", body=body, cols=cols)
 
-    async def _delete(
-        self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
-        table: Table,
-        schema: str,
-    ) -> RestResponse:
-        return await self._write(req, q, prefs, media, planner, table, schema, "delete")
+    async def _delete(self, c: _Call, table: Table) -> RestResponse:
+        return await self._write(c, table, "delete")
 
-    async def _put(
-        self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
-        table: Table,
-        schema: str,
-    ) -> RestResponse:
+    async def _put(self, c: _Call, table: Table) -> RestResponse:
+        req, q, prefs = c.req, c.q, c.prefs
         if q.range_for(()).limit is not None or q.range_for(()).offset:
             raise ApiError(
                 400, "PGRST114", "limit/offset querystring parameters are not allowed for PUT"
@@ -421,13 +389,8 @@ class RestService:
             handling=prefs.handling,
         )
         return await self._write(
-            req,
-            q,
-            upsert_prefs,
-            media,
-            planner,
+            replace(c, prefs=upsert_prefs),
             table,
-            schema,
             "upsert",
             body=json.dumps([data]),
             cols=cols,
@@ -436,19 +399,15 @@ class RestService:
 
     async def _write(
         self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
+        c: _Call,
         table: Table,
-        schema: str,
         action: str,
         *,
         body: str = "",
         cols: list[str] | None = None,
         on_conflict: tuple[str, ...] | None = None,
     ) -> RestResponse:
+        req, q, prefs, media, planner, schema = c.req, c.q, c.prefs, c.media, c.planner, c.schema
         cols = cols or []
         rep = prefs.representation or "minimal"
         want_body = rep == "representation"
@@ -458,9 +417,8 @@ class RestService:
         returning = S.returning_list(table) if want_body or rep == "headers-only" else "1"
         if action in ("create", "upsert"):
             conflict = on_conflict or q.on_conflict or (table.pk or None)
-            if conflict:
-                for c in conflict:
-                    planner.column(table, c)
+            for name in conflict or ():
+                planner.column(table, name)  # an unknown on_conflict column is a 42703
             if action == "create" and prefs.resolution == "merge-duplicates":
                 returning += ", (xmax = 0) AS pgrst_inserted"  # xmax is 0 on a fresh row
             dml = S.insert_sql(
@@ -560,15 +518,8 @@ class RestService:
 
     # ------------------------------------------------------------------ rpc
 
-    async def _rpc(
-        self,
-        req: RestRequest,
-        q: QueryParams,
-        prefs: Preferences,
-        media: Media,
-        planner: Planner,
-        schema: str,
-    ) -> RestResponse:
+    async def _rpc(self, c: _Call) -> RestResponse:
+        req, q, prefs, media, planner, schema = c.req, c.q, c.prefs, c.media, c.planner, c.schema
         is_read = req.method in ("GET", "HEAD")
         if req.method not in ("GET", "HEAD", "POST"):
             raise ApiError(405, "PGRST101", "Only GET, HEAD or POST are allowed for RPC")
