@@ -59,7 +59,8 @@ def test_given_keys_must_match_the_secret() -> None:
     good = mint_role_key(TEST_SECRET, "anon")
     assert project_keys(TEST_SECRET, anon_key=good).anon_key == good
     with pytest.raises(KeyConfigError, match="anon key is not a JWT signed"):
-        project_keys(TEST_SECRET, anon_key=mint_role_key("other-secret-other-secret-other-secret-xx", "anon"))
+        foreign = mint_role_key("other-secret-other-secret-other-secret-xx", "anon")
+        project_keys(TEST_SECRET, anon_key=foreign)
     with pytest.raises(KeyConfigError, match="carries role 'anon', expected 'service_role'"):
         project_keys(TEST_SECRET, service_role_key=good)
 
