@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,13 @@ class Api:
                 content: bytes | None = None, **headers: str) -> httpx.Response:  # fmt: skip
         return self.client.request(method, "/rest/v1/" + path, json=json, content=content,
                                    headers=self.headers(who, **headers))  # fmt: skip
+
+    def eventually(self, check: Callable[[], bool], timeout: float = 10) -> None:
+        """Poll until `check()` holds: the schema cache reloads asynchronously after DDL."""
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, "the schema cache did not catch up"
+            time.sleep(0.05)
 
     def sql(self, statement: str) -> None:
         """Run SQL as the database owner (psql-like), for set-up and checks."""

@@ -77,12 +77,7 @@ def test_raise_pgrst_full_control(api: Api) -> None:
         ' raise sqlstate \'PGRST\' using message = \'{"code":"T1","message":"short and stout"}\','
         ' detail = \'{"status":418,"headers":{"X-Pot":"tea"}}\'; end $$;'
     )
-    import time
-
-    deadline = time.monotonic() + 10
-    while api.request("POST", "rpc/teapot", json={}).status_code == 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    api.eventually(lambda: api.request("POST", "rpc/teapot", json={}).status_code != 404)
     r = api.request("POST", "rpc/teapot", json={})
     assert r.status_code == 418 and r.headers["x-pot"] == "tea"
     assert r.json() == {"code": "T1", "details": None, "hint": None, "message": "short and stout"}
@@ -95,11 +90,6 @@ def test_response_headers_and_status_gucs(api: Api) -> None:
         " perform set_config('response.headers', '[{\"X-Made\": \"yes\"}]', true);"
         " return 1; end $$;"
     )
-    import time
-
-    deadline = time.monotonic() + 10
-    while api.request("POST", "rpc/created", json={}).status_code == 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    api.eventually(lambda: api.request("POST", "rpc/created", json={}).status_code != 404)
     r = api.request("POST", "rpc/created", json={})
     assert r.status_code == 201 and r.headers["x-made"] == "yes" and r.json() == 1

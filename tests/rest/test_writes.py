@@ -16,14 +16,7 @@ def scratch(api: Api) -> None:
         "insert into public.items values (1, 'one', 1, null), (2, 'two', 2, 'x');"
         "notify pgrst, 'reload schema'"
     )
-    import time
-
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        r = api.get("items?select=id,name,qty,note&limit=1")
-        if r.status_code == 200:
-            return
-        time.sleep(0.05)
+    api.eventually(lambda: api.get("items?select=id,name,qty,note&limit=1").status_code == 200)
 
 
 def rows(api: Api) -> list[dict[str, object]]:
@@ -187,9 +180,7 @@ def test_get_is_read_only(api: Api) -> None:
         "create or replace function public.sneaky() returns int language plpgsql volatile as"
         " $$ begin delete from public.items; return 1; end $$;"
     )
-    import time
-
-    time.sleep(0.3)
+    api.eventually(lambda: api.get("rpc/sneaky", who="service").json().get("code") != "PGRST202")
     r = api.client.get("/rest/v1/rpc/sneaky", headers=api.headers(who="service"))
     assert r.status_code == 405
     assert len(rows(api)) == 2
