@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from supalite.db.schema_cache import quote_ident
 from supalite.runtime import Runtime
 
 _SYSTEM_SCHEMAS = ("information_schema",)
@@ -37,12 +38,8 @@ async def reset_database(runtime: Runtime) -> None:
         )
         async with conn.transaction():
             for row in schemas:
-                await conn.execute(_drop_schema_sql(row["nspname"]))
+                # Identifiers cannot be bind parameters: quoted from the catalog's own name.
+                await conn.execute(f"drop schema {quote_ident(row['nspname'])} cascade")
             await conn.execute("create schema if not exists public")
     finally:
         await conn.close()
-
-
-def _drop_schema_sql(name: str) -> str:
-    # Identifiers cannot be bind parameters; quote_ident's rule, applied here.
-    return 'drop schema "' + name.replace('"', '""') + '" cascade'

@@ -16,6 +16,8 @@ from supalite.rest.parse import (
     EmbedPath,
     Field,
     Filter,
+    JsonIndex,
+    JsonKey,
     LogicExpr,
     LogicTree,
     OpIs,
@@ -196,8 +198,6 @@ class Planner:
 
     @staticmethod
     def _json_path(f: Field) -> tuple[tuple[str, str | int], ...]:
-        from supalite.rest.parse import JsonIndex
-
         out: list[tuple[str, str | int]] = []
         for step in f.json_path:
             operand = step.operand
@@ -459,8 +459,6 @@ class Planner:
 
 
 def _default_name(f: Field) -> str:
-    from supalite.rest.parse import JsonKey
-
     for step in reversed(f.json_path):
         if isinstance(step.operand, JsonKey):
             return step.operand.key

@@ -14,6 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
+from urllib.parse import parse_qsl, quote
 
 import asyncpg
 
@@ -24,6 +25,8 @@ from supalite.gateway import Claims
 from supalite.rest import sql as S
 from supalite.rest.errors import ApiError, from_postgres
 from supalite.rest.parse import (
+    OpQuant,
+    OpSimple,
     ParseError,
     Preferences,
     QueryParams,
@@ -116,8 +119,6 @@ def _body_json(req: RestRequest) -> Any:
     ctype = req.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     raw = req.body
     if ctype == "application/x-www-form-urlencoded":
-        from urllib.parse import parse_qsl
-
         return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
     if ctype == "text/csv":
         text = raw.decode("utf-8", "replace")
@@ -221,6 +222,23 @@ class RestService:
         except asyncpg.PostgresError as e:
             raise from_postgres(e, authenticated=authenticated) from e
 
+    def _finish(
+        self,
+        req: RestRequest,
+        row: asyncpg.Record,
+        resp: RestResponse,
+        prefs: Preferences,
+        action: Literal["read", "rpc"],
+    ) -> RestResponse:
+        """What every read-like answer ends with: HEAD drops the body, Preference-Applied,
+        and whatever the SQL set in response.headers/status."""
+        if req.method == "HEAD":
+            resp.body = b""
+        applied = preference_applied(prefs, action)
+        if applied:
+            resp.headers["Preference-Applied"] = applied
+        return self._apply_guc_response(row, resp)
+
     @staticmethod
     def _apply_guc_response(row: asyncpg.Record, resp: RestResponse) -> RestResponse:
         """`response.headers` / `response.status` set by the SQL the request ran."""
@@ -271,12 +289,7 @@ class RestService:
         headers = {"Content-Range": _content_range(rng.offset, page, total)}
         resp = RestResponse(status, headers=headers)
         resp.body, resp.media_type = _render(row["body"], media)
-        if req.method == "HEAD":
-            resp.body = b""
-        applied = preference_applied(prefs, "read")
-        if applied:
-            headers["Preference-Applied"] = applied
-        return self._apply_guc_response(row, resp)
+        return self._finish(req, row, resp, prefs, "read")
 
     # ------------------------------------------------------------------ writes
 
@@ -357,8 +370,6 @@ class RestService:
         body, cols = self._payload(req, q, table, many=False)
         data = json.loads(body)
         eqs = {f.field.name: f.expr.operation for p, f in q.filters if not p}
-        from supalite.rest.parse import OpQuant, OpSimple
-
         pk_ok = (
             table.pk
             and set(eqs) == set(table.pk)
@@ -491,8 +502,6 @@ class RestService:
             if rep == "headers-only" and n == 1 and table.pk:
                 loc = json.loads(row["body"])[0] if row["body"] else None
                 if loc is not None and all(k in loc for k in table.pk):
-                    from urllib.parse import quote
-
                     headers["Location"] = f"/{table.name}?" + "&".join(
                         f"{k}=eq.{quote(str(loc[k]), safe='')}" for k in table.pk
                     )
@@ -565,25 +574,7 @@ class RestService:
             stmt = S.wrap_body(source, count_sql=total_sql, media=shape)
             scalar = False
         else:
-            frm = f" FROM {prefix.removesuffix(', LATERAL ')}" if prefix else ""
-            if fn.returns_set:
-                inner = f"SELECT {call} AS pgrst_scalar{frm}"
-                stmt = (
-                    "WITH pgrst_source AS (" + inner + ") SELECT NULL::bigint AS total, "
-                    "count(*) AS page_total, coalesce(json_agg(pgrst_source.pgrst_scalar), "
-                    "'[]')::text AS body, "
-                    "nullif(current_setting('response.headers', true), '') AS response_headers, "
-                    "nullif(current_setting('response.status', true), '') AS response_status "
-                    "FROM pgrst_source"
-                )
-            else:
-                stmt = (
-                    f"SELECT NULL::bigint AS total, 1::bigint AS page_total, "
-                    f"to_json({call})::text AS body, "
-                    "nullif(current_setting('response.headers', true), '') AS response_headers, "
-                    "nullif(current_setting('response.status', true), '') AS response_status"
-                    f"{frm}"
-                )
+            stmt = S.scalar_call(prefix, call, returns_set=fn.returns_set)
             scalar = True
         read_only = is_read or fn.volatility != "v"
         ctx = self._request_context(req, schema, read_only=read_only, prefs=prefs)
@@ -625,12 +616,7 @@ class RestService:
             resp.body = (body if body else "null").encode()
         else:
             resp.body, resp.media_type = _render(body, media)
-        if req.method == "HEAD":
-            resp.body = b""
-        applied = preference_applied(prefs, "rpc")
-        if applied:
-            headers["Preference-Applied"] = applied
-        return self._apply_guc_response(row, resp)
+        return self._finish(req, row, resp, prefs, "rpc")
 
     # ------------------------------------------------------------------ options
 

@@ -365,15 +365,36 @@ _BODIES = {
 }
 
 
+# What the statement's own SQL set for the response (PostgREST's response.* GUCs).
+_RESPONSE_GUCS = (
+    "nullif(current_setting('response.headers', true), '') AS response_headers, "
+    "nullif(current_setting('response.status', true), '') AS response_status"
+)
+
+
 def wrap_body(source_sql: str, *, count_sql: str | None, media: str, extra: str = "") -> str:
     """The final statement: total, page size, and the body as one text in the media's shape."""
     total = f"({count_sql})" if count_sql else "NULL::bigint"
     return (
         f"WITH pgrst_source AS ({source_sql}) "
         f"SELECT {total} AS total, count(_postgrest_t) AS page_total, {_BODIES[media]} AS body, "
-        "nullif(current_setting('response.headers', true), '') AS response_headers, "
-        f"nullif(current_setting('response.status', true), '') AS response_status{extra} "
-        "FROM pgrst_source AS _postgrest_t"
+        f"{_RESPONSE_GUCS}{extra} FROM pgrst_source AS _postgrest_t"
+    )
+
+
+def scalar_call(prefix: str, call: str, *, returns_set: bool) -> str:
+    """A function returning scalars: its value (or, for SETOF, an array of them) as JSON."""
+    frm = f" FROM {prefix.removesuffix(', LATERAL ')}" if prefix else ""
+    if returns_set:
+        return (
+            f"WITH pgrst_source AS (SELECT {call} AS pgrst_scalar{frm}) "
+            "SELECT NULL::bigint AS total, count(*) AS page_total, "
+            "coalesce(json_agg(pgrst_source.pgrst_scalar), '[]')::text AS body, "
+            f"{_RESPONSE_GUCS} FROM pgrst_source"
+        )
+    return (
+        "SELECT NULL::bigint AS total, 1::bigint AS page_total, "
+        f"to_json({call})::text AS body, {_RESPONSE_GUCS}{frm}"
     )
 
 
