@@ -7,8 +7,9 @@ It does what Supabase's gateway (Kong) and PostgREST's JWT check do together:
 * `Authorization: Bearer <jwt>` wins over the apikey; without it (or with `Bearer sb_…`) the
   apikey itself is the bearer token; new-format `sb_publishable_`/`sb_secret_` keys stand for
   the anon/service_role JWTs, as Kong maps them;
-* the token must be a JWT signed with the project's secret (HS256), not expired (30 s skew, as
-  PostgREST), `alg: none` and every other algorithm refused.  Its `role` claim (default: the
+* the token must be a JWT signed with the project's secret (HS256) or, when Auth has signing
+  keys, with one of them (ES256/RS256, chosen by `kid`); not expired (30 s skew, as
+  PostgREST); `alg: none` and every other algorithm refused.  Its `role` claim (default: the
   anon role) is the database role the request runs as.
 """
 
@@ -103,6 +104,12 @@ class Gateway:
         self._opaque = {keys.publishable_key: keys.anon_key, keys.secret_key: keys.service_role_key}
         self._known_keys = {keys.anon_key, keys.service_role_key, *self._opaque}
         self._cache: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
+        # kid → (alg, public key) of Auth's asymmetric signing keys.
+        self._public: dict[str, tuple[str, Any]] = {}
+        for jwk in keys.signing_jwks:
+            public = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
+            parsed = jwt.PyJWK(public, algorithm=str(jwk["alg"]))
+            self._public[str(jwk.get("kid", ""))] = (parsed.algorithm_name, parsed.key)
 
     # ------------------------------------------------------------------ tokens
 
@@ -123,13 +130,18 @@ class Gateway:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as e:
             raise _jwt_error(f"JWSError {type(e).__name__}") from e
-        if header.get("alg") != "HS256":
-            raise _jwt_error("Wrong or unsupported encoding algorithm")
+        alg = header.get("alg")
+        key: Any = self.keys.jwt_secret
+        if alg != "HS256":
+            found = self._public.get(str(header.get("kid", "")))
+            if found is None or found[0] != alg:
+                raise _jwt_error("Wrong or unsupported encoding algorithm")
+            key = found[1]
         try:
             claims = jwt.decode(
                 token,
-                self.keys.jwt_secret,
-                algorithms=["HS256"],
+                key,
+                algorithms=[str(alg)],
                 leeway=_CLOCK_SKEW,
                 options={"verify_aud": False, "require": []},
             )
@@ -155,14 +167,10 @@ class Gateway:
 
     # ------------------------------------------------------------------ requests
 
-    def authenticate(
-        self,
-        headers: Mapping[str, str],
-        query: Mapping[str, str] | None = None,
-        *,
-        require_apikey: bool = True,
-    ) -> Claims:
-        """Claims for a request from its headers (lower-case names) and query parameters."""
+    def check_apikey(
+        self, headers: Mapping[str, str], query: Mapping[str, str] | None = None, *, require: bool
+    ) -> str | None:
+        """The request's apikey if it is one of the project's keys (Kong's key-auth)."""
         apikey = headers.get("apikey") or (query or {}).get("apikey") or None
         if apikey is not None and apikey not in self._known_keys:
             # Kong only knows the project's keys; a project-signed JWT is let through too, so
@@ -173,17 +181,39 @@ class Gateway:
                 self.verify(apikey)
             except GatewayError:
                 raise INVALID_API_KEY from None
-        if apikey is None and require_apikey:
+        if apikey is None and require:
             raise NO_API_KEY
+        return apikey
 
-        token: str | None = None
-        from_user = False
+    @staticmethod
+    def bearer(headers: Mapping[str, str]) -> str | None:
+        """The `Authorization: Bearer` token, unless it is a new-format key (`sb_…`)."""
         auth = headers.get("authorization")
         if auth:
             scheme, _, value = auth.strip().partition(" ")
             value = value.strip()
             if scheme.lower() == "bearer" and value and not value.startswith("sb_"):
-                token, from_user = value, True
+                return value
+        return None
+
+    def apikey_token(
+        self, headers: Mapping[str, str], query: Mapping[str, str] | None = None
+    ) -> str | None:
+        """The JWT an apikey stands for (Kong's mapping of new-format keys), if any."""
+        apikey = headers.get("apikey") or (query or {}).get("apikey") or None
+        return self._opaque.get(apikey, apikey) if apikey else None
+
+    def authenticate(
+        self,
+        headers: Mapping[str, str],
+        query: Mapping[str, str] | None = None,
+        *,
+        require_apikey: bool = True,
+    ) -> Claims:
+        """Claims for a request from its headers (lower-case names) and query parameters."""
+        apikey = self.check_apikey(headers, query, require=require_apikey)
+        token = self.bearer(headers)
+        from_user = token is not None
         if token is None and apikey is not None:
             token = self._opaque.get(apikey, apikey)
         if token is None:

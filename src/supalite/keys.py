@@ -11,10 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -33,6 +36,30 @@ class ProjectKeys:
     service_role_key: str
     publishable_key: str  # new-format keys, mapped to the JWTs above by the gateway
     secret_key: str
+    # Asymmetric signing keys (private JWKs) for Auth's access tokens; the first one signs.
+    signing_jwks: tuple[Mapping[str, Any], ...] = ()
+
+
+def load_signing_jwks(path: Path) -> tuple[Mapping[str, Any], ...]:
+    """`auth.signing_keys_path`: a JSON list of private JWKs (ES256 or RS256), as the
+    Supabase CLI's `gen signing-key` writes it."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise KeyConfigError(f"{path}: cannot read signing keys: {e.strerror or e}") from e
+    except ValueError as e:
+        raise KeyConfigError(f"{path}: signing keys are not valid JSON ({e})") from e
+    if isinstance(doc, dict) and isinstance(doc.get("keys"), list):
+        doc = doc["keys"]
+    if not isinstance(doc, list) or not doc or not all(isinstance(k, dict) for k in doc):
+        raise KeyConfigError(f"{path}: expected a non-empty JSON list of JWKs")
+    for k in doc:
+        if k.get("alg") not in ("ES256", "RS256") or "d" not in k:
+            raise KeyConfigError(
+                f"{path}: each key must be a private JWK with alg ES256 or RS256 "
+                f"(kid {k.get('kid')!r} is not)"
+            )
+    return tuple(doc)
 
 
 def load_or_create_secret(data_dir: Path) -> str:
@@ -89,6 +116,7 @@ def project_keys(
     anon_key: str | None = None,
     service_role_key: str | None = None,
     project_ref: str = "supalite",
+    signing_jwks: tuple[Mapping[str, Any], ...] = (),
 ) -> ProjectKeys:
     if anon_key:
         _check_given(secret, anon_key, "anon", "the anon key")
@@ -100,4 +128,5 @@ def project_keys(
         service_role_key=service_role_key or mint_role_key(secret, "service_role", project_ref),
         publishable_key=_opaque_key(secret, "sb_publishable_"),
         secret_key=_opaque_key(secret, "sb_secret_"),
+        signing_jwks=signing_jwks,
     )

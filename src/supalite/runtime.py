@@ -4,13 +4,15 @@ in every worker, so workers need nothing from the parent but the settings' sourc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from supalite.config import Settings
 from supalite.db.bootstrap import authenticator_password
 from supalite.db.embedded import EmbeddedPostgres
 from supalite.db.pool import with_credentials
-from supalite.keys import ProjectKeys, load_or_create_secret, project_keys
+from supalite.keys import ProjectKeys, load_or_create_secret, load_signing_jwks, project_keys
 
 
 @dataclass(frozen=True)
@@ -32,11 +34,15 @@ class Runtime:
 
 def build_runtime(settings: Settings) -> Runtime:
     secret = settings.auth.jwt_secret or load_or_create_secret(settings.data_dir)
+    jwks: tuple[Mapping[str, Any], ...] = ()
+    if settings.auth.signing_keys_path:
+        jwks = load_signing_jwks(settings.supabase_dir / settings.auth.signing_keys_path)
     keys = project_keys(
         secret,
         anon_key=settings.auth.anon_key,
         service_role_key=settings.auth.service_role_key,
         project_ref=settings.project_id,
+        signing_jwks=jwks,
     )
     auth_pw = authenticator_password(secret)
     if settings.db.url is None:
