@@ -225,6 +225,48 @@ def cmd_db_dump(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_mail(args: argparse.Namespace) -> int:
+    """The built-in mail catcher's inbox: Auth's emails when no SMTP server is configured."""
+    import asyncpg
+
+    from supalite.auth import mail
+    from supalite.server import database
+
+    settings = _settings(args)
+    with database(settings, out=lambda _: None) as runtime:
+
+        async def run() -> list[mail.StoredMessage] | int:
+            conn = await asyncpg.connect(runtime.admin_url)
+            try:
+                if args.clear:
+                    return await mail.clear_messages(conn, to=args.to)
+                return await mail.list_messages(conn, to=args.to, limit=args.limit)
+            finally:
+                await conn.close()
+
+        result = asyncio.run(run())
+    if isinstance(result, int):
+        print(f"Deleted {result} message{'s' if result != 1 else ''}.")
+    elif args.json:
+        print(json.dumps([m.as_json() for m in result], indent=2))
+    elif not result:
+        print("No messages.")
+    else:
+        for m in result:
+            when = m.created_at.strftime("%Y-%m-%d %H:%M:%S")
+            print(f"#{m.id}  {when}  {m.to}  [{m.kind}]  {m.subject}")
+            for line in m.text.splitlines():
+                print(f"    {line}" if line else "")
+            print()
+    return 0
+
+
+def _positive_int(value: str) -> int:
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return int(value)
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -268,6 +310,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("-n", "--lines", type=int, default=None, help="only the last N entries")
     s.set_defaults(func=cmd_logs)
+
+    s = sub.add_parser("mail", parents=[common], help="read the built-in mail catcher's inbox")
+    s.add_argument("--to", default=None, help="only messages sent to this address")
+    s.add_argument("--limit", type=_positive_int, default=20, help="newest N (default 20)")
+    s.add_argument("--json", action="store_true", help="print JSON, bodies included")
+    s.add_argument("--clear", action="store_true", help="delete the messages (or --to's)")
+    s.set_defaults(func=cmd_mail)
 
     mig = sub.add_parser("migration", parents=[common], help="manage migration files")
     msub = mig.add_subparsers(dest="migration_command", required=True, metavar="COMMAND")
