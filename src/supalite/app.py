@@ -16,6 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from supalite import __version__
+from supalite.auth import inbox_routes
+from supalite.auth import routes as auth_routes
+from supalite.auth.context import AuthContext
+from supalite.auth.mail import Mailer
+from supalite.auth.ratelimit import RateLimiter
+from supalite.auth.tokens import TokenSigner
 from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
 from supalite.gateway import Gateway
@@ -32,7 +38,7 @@ _EXPOSE_HEADERS = [
 
 async def health(request: Request) -> Response:
     """Overall health: the process answers and the database answers."""
-    services = {"rest": "ok"}
+    services = {"rest": "ok", "auth": "ok"}
     status = 200
     try:
         async with request.app.state.pools.admin.acquire(timeout=5) as conn:
@@ -62,7 +68,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 async def service_health(request: Request) -> Response:
     name = request.path_params["service"]
-    if name not in ("rest", "db"):
+    if name not in ("rest", "auth", "db"):
         return JSONResponse({"message": f"no service '{name}'"}, status_code=404)
     return await health(request)
 
@@ -74,6 +80,13 @@ def build_app(runtime: Runtime) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pools = await create_pools(runtime.admin_url, runtime.api_db_url, settings.db)
+        app.state.mailer = Mailer(
+            settings.auth, app.state.pools.admin, project_dir=settings.project_dir
+        )
+        app.state.auth = AuthContext(
+            settings, app.state.pools.admin, TokenSigner(runtime.keys),
+            RateLimiter(settings.auth.rate_limits), app.state.mailer,
+        )  # fmt: skip
         app.state.schema = SchemaCacheHolder(
             lambda: asyncpg.connect(runtime.admin_url), settings.api.schemas
         )
@@ -90,6 +103,8 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/health/{service}", service_health, methods=["GET", "HEAD"]),
             Mount("/rest/v1", routes=rest_routes.routes),
+            Mount("/auth/v1", routes=auth_routes.routes),
+            Mount("/inbox/v1", routes=inbox_routes.routes),
         ],
         middleware=[
             Middleware(RequestLogMiddleware, log=log),

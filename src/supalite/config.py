@@ -63,6 +63,8 @@ class AuthSettings:
     additional_redirect_urls: tuple[str, ...] = ("https://127.0.0.1:3000",)
     jwt_secret: str | None = None  # generated on first start and kept in the data folder
     jwt_expiry: int = 3600
+    jwt_issuer: str | None = None  # default: <api_url>/auth/v1, as GoTrue's API_EXTERNAL_URL
+    signing_keys_path: str | None = None  # JSON list of private JWKs; relative to supabase/
     anon_key: str | None = None
     service_role_key: str | None = None
     enable_signup: bool = True
@@ -86,6 +88,8 @@ class AuthSettings:
     smtp_pass: str = ""
     smtp_admin_email: str = "admin@email.com"
     smtp_sender_name: str = ""
+    # [auth.email.template.<kind>] subject / content_path (relative to the project folder)
+    email_templates: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     rate_limits: Mapping[str, int] = field(
         default_factory=lambda: {
             "email_sent": 2,
@@ -307,6 +311,41 @@ def _providers(v: Any) -> tuple[Mapping[str, Any], ...]:
     return tuple(out)
 
 
+EMAIL_TEMPLATE_KINDS = (
+    "confirmation", "invite", "magic_link", "recovery", "email_change", "reauthentication",
+)  # fmt: skip
+
+
+def _email_templates(v: Any) -> Mapping[str, Mapping[str, str]]:
+    """TOML `[auth.email.template.<kind>]` tables, each with `subject` and/or `content_path`."""
+    if not isinstance(v, dict):
+        raise ValueError("expected tables such as [auth.email.template.invite]")
+    out: dict[str, Mapping[str, str]] = {}
+    for kind, spec in v.items():
+        if kind not in EMAIL_TEMPLATE_KINDS:
+            raise ValueError(
+                f"unknown template '{kind}' (known: {', '.join(EMAIL_TEMPLATE_KINDS)})"
+            )
+        if not isinstance(spec, dict):
+            raise ValueError(f"template '{kind}' must be a table")
+        unknown = set(spec) - {"subject", "content_path"}
+        if unknown:
+            raise ValueError(f"template '{kind}': unknown key '{sorted(unknown)[0]}'")
+        out[kind] = {key: _str(value) for key, value in spec.items()}
+    return out
+
+
+def _check_template_files(settings: Settings, source: Path) -> None:
+    """A content_path must name a file, as the Supabase CLI checks when it loads config.toml."""
+    for kind, spec in settings.auth.email_templates.items():
+        content_path = spec.get("content_path")
+        if content_path and not (settings.project_dir / content_path).is_file():
+            raise ConfigError(
+                f"{source}: bad value for 'auth.email.template.{kind}.content_path': "
+                f"no file at {settings.project_dir / content_path}"
+            )
+
+
 def _buckets(v: Any) -> Mapping[str, Mapping[str, Any]]:
     """JSON `storage.buckets`: a list of names; TOML `[storage.buckets.<name>]` tables."""
     if isinstance(v, list):
@@ -381,6 +420,9 @@ FIELDS: tuple[Field, ...] = (
     Field("auth.jwt_secret", _str, env=("SUPALITE_JWT_SECRET", "JWT_SECRET")),
     Field("auth.jwt_expiry", _seconds, toml="auth.jwt_expiry", json="auth.sessionConfig.expiresIn",
           env=("JWT_EXPIRY", "GOTRUE_JWT_EXP")),
+    Field("auth.jwt_issuer", _optional_str, toml="auth.jwt_issuer"),
+    Field("auth.signing_keys_path", _optional_str, toml="auth.signing_keys_path",
+          env=("SUPALITE_SIGNING_KEYS_PATH",)),
     Field("auth.anon_key", _str, json="keys.anon", env=("SUPALITE_ANON_KEY", "ANON_KEY")),
     Field("auth.service_role_key", _str, json="keys.serviceRole",
           env=("SUPALITE_SERVICE_ROLE_KEY", "SERVICE_ROLE_KEY")),
@@ -410,6 +452,7 @@ FIELDS: tuple[Field, ...] = (
           env=("SMTP_ADMIN_EMAIL",)),
     Field("auth.smtp_sender_name", _str, toml="auth.email.smtp.sender_name",
           env=("SMTP_SENDER_NAME",)),
+    Field("auth.email_templates", _email_templates, toml="auth.email.template"),
     Field("auth.rate_limits", _rate_limits, toml="auth.rate_limit"),
     Field("auth.mfa_max_enrolled_factors", _int(1, 100), toml="auth.mfa.max_enrolled_factors"),
     Field("auth.mfa_totp_enroll_enabled", _bool, toml="auth.mfa.totp.enroll_enabled"),
@@ -436,7 +479,7 @@ _TOML_ACCEPTED = frozenset({
     "realtime.ip_version", "realtime.max_header_length", "studio.*", "inbucket.*",
     "storage.image_transformation.*", "storage.s3_protocol.*", "storage.analytics.*",
     "storage.vector.*",
-    "auth.signing_keys_path", "auth.jwt_issuer", "auth.captcha.*", "auth.email.template.*",
+    "auth.captcha.*",
     "auth.email.notification.*", "auth.sms.*", "auth.sessions.*", "auth.hook.*",
     "auth.mfa.phone.*", "auth.mfa.web_authn.*", "auth.external.*", "auth.web3.*",
     "auth.third_party.*", "auth.oauth_server.*", "auth.email.smtp.*",
@@ -577,6 +620,7 @@ def load_settings(
     toml_path = project / "supabase" / "config.toml"
     if toml_path.exists():
         settings = _apply(settings, _read_file_values(toml_path, "toml", env))
+        _check_template_files(settings, toml_path)
         sources.append(str(toml_path))
     if config_file is not None:
         path = Path(config_file).resolve()
@@ -584,6 +628,7 @@ def load_settings(
             raise ConfigError(f"{path}: config file not found")
         kind = "toml" if path.suffix == ".toml" else "json"
         settings = _apply(settings, _read_file_values(path, kind, env))
+        _check_template_files(settings, path)
         sources.append(str(path))
     settings = _apply(settings, _env_values(env))
     if overrides:
