@@ -89,6 +89,18 @@ class AuthServer:
         assert messages, f"no mail for {to}"
         return messages[0]
 
+    def script(self, sql: str) -> None:
+        """Several statements as the database owner (psql-like), for set-up."""
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.server.info["DB URL"])
+            try:
+                await conn.execute(sql)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
     def sql(self, statement: str, *args: Any) -> list[asyncpg.Record]:
         async def run() -> list[asyncpg.Record]:
             conn = await asyncpg.connect(self.server.info["DB URL"])

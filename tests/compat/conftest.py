@@ -22,6 +22,7 @@ import asyncpg
 import jwt
 import pytest
 
+from tests.auth.conftest import auth_server_factory  # noqa: F401  (shared with tests/auth)
 from tests.compat.cases import DB_ROLE, USERS, db_claims
 from tests.helpers import LiveServer, free_port
 
