@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from supabase import Client, ClientOptions, create_client
 from postgrest.exceptions import APIError
+from supabase import Client, ClientOptions, create_client
 from supabase_auth.errors import AuthApiError
 
 from supalite.auth import totp
