@@ -331,17 +331,7 @@ async def invite(
         await audit(
             conn, caller, "user_invited", actor=user, log_type="team", traits={"user_email": email}
         )
-        await send_token_mail(
-            ctx,
-            conn,
-            user,
-            kind="confirmation",
-            template="invite",
-            verify_type="invite",
-            redirect_to=target,
-            pkce=False,
-            what="invite",
-        )
+        await send_token_mail(ctx, conn, user, "invite", redirect_to=target)
         fresh = await conn.fetchrow(sql.USER_BY_ID, user["id"])
     assert fresh is not None
     return user_json(fresh)

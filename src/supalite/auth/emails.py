@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ import asyncpg
 from supalite.auth import sql
 from supalite.auth.context import AuthContext
 from supalite.auth.errors import internal, too_many, validation
+from supalite.auth.sessions import create_flow_state
 from supalite.auth.tokens import otp, token_hash
 
 log = logging.getLogger("supalite.auth")
@@ -68,34 +70,57 @@ async def deliver(
         raise internal(f"Error sending {what} email") from e
 
 
+@dataclass(frozen=True)
+class Purpose:
+    """One reason to email a code: where it is stored, which template, what the link says."""
+
+    kind: str  # the users column family: confirmation | recovery | reauthentication
+    template: str
+    verify_type: str  # `type=` in the link, and what /verify does with it
+    auth_method: str  # flow_state.authentication_method when the client is on PKCE
+    what: str  # for the "Error sending … email" message
+
+
+PURPOSES = {
+    "signup": Purpose("confirmation", "confirmation", "signup", "email/signup", "confirmation"),
+    "invite": Purpose("confirmation", "invite", "invite", "invite", "invite"),
+    "magiclink": Purpose("recovery", "magic_link", "magiclink", "magiclink", "magic link"),
+    "recovery": Purpose("recovery", "recovery", "recovery", "recovery", "recovery"),
+    "reauthentication": Purpose(
+        "reauthentication", "reauthentication", "reauthentication", "", "reauthentication"
+    ),
+}
+
+
 async def send_token_mail(
     ctx: AuthContext,
     conn: asyncpg.Connection,
     user: Mapping[str, Any],
+    purpose: str,
     *,
-    kind: str,  # "confirmation" | "recovery" | "reauthentication" (the stored column)
-    template: str,
-    verify_type: str,
     redirect_to: str,
-    pkce: bool,
-    what: str,
+    pkce: tuple[str, str] | None = None,
 ) -> None:
-    """Store a fresh code's hash for `user` and email the code and its link."""
-    check_frequency(ctx, user[f"{kind}_sent_at"])
+    """Store a fresh code's hash for `user` and email the code and its link; with `pkce`
+    (challenge, method) the flow state the link's auth code will belong to is recorded too."""
+    p = PURPOSES[purpose]
+    check_frequency(ctx, user[f"{p.kind}_sent_at"])
+    if pkce is not None:
+        await create_flow_state(conn, user["id"], pkce[0], pkce[1], p.auth_method)
     email = user["email"]
     code = otp(ctx.auth.email_otp_length)
     stored = ("pkce_" if pkce else "") + token_hash(email, code)
-    await conn.execute(sql.SET_TOKEN[kind], user["id"], stored)
-    await conn.execute(sql.UPSERT_ONE_TIME_TOKEN, user["id"], f"{kind}_token", stored, email)
+    await conn.execute(sql.SET_TOKEN[p.kind], user["id"], stored)
+    await conn.execute(sql.UPSERT_ONE_TIME_TOKEN, user["id"], f"{p.kind}_token", stored, email)
     variables = {
-        "ConfirmationURL": _link(ctx, stored, verify_type, redirect_to),
+        "ConfirmationURL": _link(ctx, stored, p.verify_type, redirect_to),
         "Token": code,
         "TokenHash": stored,
         "SiteURL": ctx.auth.site_url,
         "Email": email,
         "RedirectTo": redirect_to,
     }
-    await deliver(ctx, template, email, variables, what)
+    await deliver(ctx, p.template, email, variables, p.what)
 
 
 async def send_email_change(

@@ -24,7 +24,7 @@ from supalite.auth.errors import (
 )
 from supalite.auth.passwords import check_strength, hash_password, verify_password
 from supalite.auth.redirects import choose
-from supalite.auth.sessions import create_flow_state, current_user, issue_session
+from supalite.auth.sessions import current_user, issue_session
 from supalite.auth.users import email_identity_data, is_banned, is_confirmed, iso, user_json
 
 AUD = "authenticated"
@@ -140,19 +140,7 @@ async def signup(
         await audit(
             conn, caller, "user_confirmation_requested", actor=user, traits={"provider": "email"}
         )
-        if flow is not None:
-            await create_flow_state(conn, user["id"], flow[0], flow[1], "email/signup")
-        await send_token_mail(
-            ctx,
-            conn,
-            user,
-            kind="confirmation",
-            template="confirmation",
-            verify_type="signup",
-            redirect_to=target,
-            pkce=flow is not None,
-            what="confirmation",
-        )
+        await send_token_mail(ctx, conn, user, "signup", redirect_to=target, pkce=flow)
         fresh = await conn.fetchrow(sql.USER_BY_ID, user["id"])
         assert fresh is not None
         return user_json(fresh)
@@ -226,34 +214,10 @@ async def otp(ctx: AuthContext, body: Mapping[str, Any], caller: Caller) -> dict
         if is_banned(user):
             raise bad_request("user_banned", "User is banned")
         if not is_confirmed(user):
-            if flow is not None:
-                await create_flow_state(conn, user["id"], flow[0], flow[1], "email/signup")
-            await send_token_mail(
-                ctx,
-                conn,
-                user,
-                kind="confirmation",
-                template="confirmation",
-                verify_type="signup",
-                redirect_to=target,
-                pkce=flow is not None,
-                what="confirmation",
-            )
+            await send_token_mail(ctx, conn, user, "signup", redirect_to=target, pkce=flow)
         else:
-            if flow is not None:
-                await create_flow_state(conn, user["id"], flow[0], flow[1], "magiclink")
             await audit(conn, caller, "user_recovery_requested", actor=user)
-            await send_token_mail(
-                ctx,
-                conn,
-                user,
-                kind="recovery",
-                template="magic_link",
-                verify_type="magiclink",
-                redirect_to=target,
-                pkce=flow is not None,
-                what="magic link",
-            )
+            await send_token_mail(ctx, conn, user, "magiclink", redirect_to=target, pkce=flow)
     return {}
 
 
@@ -268,20 +232,8 @@ async def recover(
         user = await conn.fetchrow(sql.USER_BY_EMAIL, email, AUD)
         if user is None:
             return {}  # no leak of who is registered
-        if flow is not None:
-            await create_flow_state(conn, user["id"], flow[0], flow[1], "recovery")
         await audit(conn, caller, "user_recovery_requested", actor=user)
-        await send_token_mail(
-            ctx,
-            conn,
-            user,
-            kind="recovery",
-            template="recovery",
-            verify_type="recovery",
-            redirect_to=target,
-            pkce=flow is not None,
-            what="recovery",
-        )
+        await send_token_mail(ctx, conn, user, "recovery", redirect_to=target, pkce=flow)
     return {}
 
 
@@ -302,19 +254,7 @@ async def resend(
             user = await conn.fetchrow(sql.USER_BY_EMAIL, email, AUD)
             if user is None or is_confirmed(user):
                 return {}
-            if flow is not None:
-                await create_flow_state(conn, user["id"], flow[0], flow[1], "email/signup")
-            await send_token_mail(
-                ctx,
-                conn,
-                user,
-                kind="confirmation",
-                template="confirmation",
-                verify_type="signup",
-                redirect_to=target,
-                pkce=flow is not None,
-                what="confirmation",
-            )
+            await send_token_mail(ctx, conn, user, "signup", redirect_to=target, pkce=flow)
         else:
             user = await conn.fetchrow(sql.USER_BY_EMAIL_CHANGE, email)
             if user is None:
@@ -333,15 +273,5 @@ async def reauthenticate(ctx: AuthContext, caller: Caller) -> dict[str, Any]:
                 "validation_failed", "Reauthentication requires the user to have an email"
             )
         await audit(conn, caller, "user_reauthenticate_requested", actor=user)
-        await send_token_mail(
-            ctx,
-            conn,
-            user,
-            kind="reauthentication",
-            template="reauthentication",
-            verify_type="reauthentication",
-            redirect_to=ctx.auth.site_url,
-            pkce=False,
-            what="reauthentication",
-        )
+        await send_token_mail(ctx, conn, user, "reauthentication", redirect_to=ctx.auth.site_url)
     return {}
