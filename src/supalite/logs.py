@@ -7,6 +7,7 @@ several processes can share the file.  `supalite logs` and the MCP log tools rea
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -23,6 +24,20 @@ _SERVICES = {
 }  # fmt: skip
 
 
+# One encoder for every line: `json.dumps` with options builds a new one per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=2)
+def _second(epoch_second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_second))
+
+
+def _timestamp(now: float) -> str:
+    """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
+    return f"{_second(int(now))}.{int(now * 1000) % 1000:03d}Z"
+
+
 def service_of(path: str) -> str:
     first = path.lstrip("/").split("/", 1)[0]
     return _SERVICES.get(first, "gateway")
@@ -36,7 +51,7 @@ class RequestLog:
         self._writes = 0
 
     def write(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, separators=(",", ":")) + "\n"
+        line = _ENCODER.encode(entry) + "\n"
         os.write(self._fd, line.encode())
         self._writes += 1
         if self._writes % 4096 == 0:
@@ -82,8 +97,7 @@ class RequestLogMiddleware:
             path = scope["path"]
             self.log.write(
                 {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-                    + f".{int(time.time() * 1000) % 1000:03d}Z",
+                    "time": _timestamp(time.time()),
                     "service": service_of(path),
                     "method": scope.get("method", "WS"),
                     "path": path,

@@ -103,6 +103,45 @@ def test_roles_cannot_escape_grants(api: Api) -> None:
     assert r.status_code == 401
 
 
+# The request settings reach Postgres as string literals (db/request.py): quotes, backslashes
+# and statement-looking text must arrive as the very values sent.
+LITERAL_HOSTILE = ["it's", "\\", "\\'", "E'x'", "''", "$$; delete from canary; $$",
+                   "a'); delete from canary; --", "\\'); delete from canary; --"]  # fmt: skip
+
+
+def test_request_settings_arrive_verbatim(api: Api) -> None:
+    api.sql(
+        "create function public.echo_settings() returns json language sql stable as $$"
+        " select json_build_object('header', current_setting('request.headers')::json"
+        " ->> 'x-echo', 'claim', auth.jwt() ->> 'note', 'role', current_user) $$;"
+        " grant execute on function public.echo_settings() to anon, authenticated"
+    )
+    api.eventually(lambda: api.get("rpc/echo_settings").status_code == 200)
+    for value in [*LITERAL_HOSTILE, "é\u202e"]:
+        headers = {"apikey": api.server.anon_key,
+                   "Authorization": f"Bearer {api.token(ALICE, note=value)}"}  # fmt: skip
+        if value.isascii():
+            headers["x-echo"] = value
+        r = api.client.get("/rest/v1/rpc/echo_settings", headers=headers)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"header": headers.get("x-echo"), "claim": value,
+                            "role": "authenticated"}  # fmt: skip
+    canary_untouched(api)
+
+
+def test_roles_that_are_no_role_are_refused(api: Api) -> None:
+    # A NUL cannot be a literal: that role takes the bind-parameter path and Postgres refuses it.
+    for role in [*LITERAL_HOSTILE, "anon\x00", "service_role\x00"]:
+        bearer = f"Bearer {api.token(ALICE, role=role)}"
+        r = api.client.get(
+            "/rest/v1/books", headers={"apikey": api.server.anon_key, "Authorization": bearer}
+        )
+        assert 400 <= r.status_code < 500, (role, r.status_code, r.text)
+        assert "message" in r.json()
+    canary_untouched(api)
+    assert api.get("books?select=id&limit=1").status_code == 200
+
+
 def test_oversized_body_is_413(api: Api) -> None:
     big = b'{"v": "' + b"x" * (11 * 1024 * 1024) + b'"}'
     r = api.request("POST", "canary", content=big, **{"Content-Type": "application/json"})

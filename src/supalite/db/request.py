@@ -3,7 +3,7 @@
 As PostgREST does it: BEGIN (READ ONLY for reads), then one statement that sets the search
 path, the role and the request GUCs locally (`request.jwt.claims`, `request.method`,
 `request.path`, `request.headers`), then the work, then COMMIT.  RLS and grants then decide,
-inside Postgres, what the caller may see and do.
+inside Postgres, what the caller may see and do.  The settings are bind parameters, always.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import asyncpg
 
-_SET_LOCALS = (
-    "select set_config('search_path', $1, true), set_config('role', $2, true),"
-    " set_config('request.jwt.claims', $3, true), set_config('request.method', $4, true),"
-    " set_config('request.path', $5, true), set_config('request.headers', $6, true)"
+_SETTINGS = ("search_path", "role", "request.jwt.claims", "request.method", "request.path",
+             "request.headers")  # fmt: skip
+_SET_LOCALS = "select " + ", ".join(
+    f"set_config('{name}', ${i}, true)" for i, name in enumerate(_SETTINGS, 1)
 )
 
 
@@ -31,6 +31,25 @@ class RequestContext:
     search_path: str = "public, extensions"
     read_only: bool = False
     rollback: bool = False  # Prefer: tx=rollback — do the work, report it, keep nothing
+    pre_request: str | None = None  # db-pre-request: a quoted function name, run after the settings
+
+    def values(self) -> tuple[str, ...]:
+        """The settings' values, in `_SETTINGS` order."""
+        return (self.search_path, self.role, self.claims_json, self.method, self.path,
+                self.headers_json)  # fmt: skip
+
+
+def _begin(ctx: RequestContext) -> str:
+    return "BEGIN READ ONLY" if ctx.read_only else "BEGIN"
+
+
+async def _start(conn: asyncpg.Connection, ctx: RequestContext) -> None:
+    # The settings are bind parameters (never spliced into SQL text); the role is in place
+    # before the statement is planned, as grants and RLS are checked then.
+    await conn.execute(_begin(ctx))
+    await conn.execute(_SET_LOCALS, *ctx.values())
+    if ctx.pre_request:
+        await conn.execute(f"SELECT {ctx.pre_request}()")
 
 
 @asynccontextmanager
@@ -38,24 +57,11 @@ async def request_transaction(
     pool: asyncpg.Pool, ctx: RequestContext
 ) -> AsyncIterator[asyncpg.Connection]:
     async with pool.acquire() as conn:
-        tx = conn.transaction(readonly=ctx.read_only)
-        await tx.start()
         try:
-            await conn.execute(
-                _SET_LOCALS,
-                ctx.search_path,
-                ctx.role,
-                ctx.claims_json,
-                ctx.method,
-                ctx.path,
-                ctx.headers_json,
-            )
+            await _start(conn, ctx)
             yield conn
         except BaseException:
-            await tx.rollback()
+            if conn.is_in_transaction():
+                await conn.execute("ROLLBACK")
             raise
-        else:
-            if ctx.rollback:
-                await tx.rollback()
-            else:
-                await tx.commit()
+        await conn.execute("ROLLBACK" if ctx.rollback else "COMMIT")

@@ -41,6 +41,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any, Literal, NoReturn, TypeAlias, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 
@@ -290,8 +291,16 @@ class QueryParams:
     columns: tuple[str, ...] | None = None
     on_conflict: tuple[str, ...] | None = None
     rpc_args: tuple[tuple[str, str], ...] = ()
-    canonical: str = ""
-    """The query string sorted by key, as PostgREST echoes it in ``Content-Location``."""
+    items: tuple[tuple[str, str | None], ...] = dataclass_field(
+        default=(), compare=False, repr=False
+    )
+    """The decoded parameters as they came, for ``canonical``."""
+
+    @property
+    def canonical(self) -> str:
+        """The query string sorted by key, as PostgREST echoes it in ``Content-Location``.
+        Computed on demand: quoting every parameter costs more than the rest of a parse."""
+        return _canonical(self.items)
 
     def range_for(self, path: EmbedPath = ()) -> RowRange:
         for p, r in self.ranges:
@@ -1226,9 +1235,37 @@ def _whole_filter(c: _Cursor) -> OpExpr:
     return expr
 
 
-@functools.lru_cache(maxsize=2048)
+# `[not.]op.value` with an operator whose value is simply the rest of the parameter: what most
+# filters look like (`id=eq.42`).  Their values are too varied for the memo below to help, so
+# they skip the combinator parser; `_filter_expr_parsed` stays the definition (a test checks
+# that both agree).
+_PLAIN_FILTER = re.compile(
+    r"(not\.)?(" + "|".join(sorted((*_QUANT_OPS, *_SIMPLE_OPS), key=len, reverse=True)) + r")\.",
+)
+_SIMPLE_BY_NAME: dict[str, SimpleOperator] = {op: op for op in _SIMPLE_OPS}
+_QUANT_BY_NAME: dict[str, QuantOperator] = {op: op for op in _QUANT_OPS}
+
+
 def _filter_expr(v: str) -> OpExpr | None:
     """A filter value's expression; None when it does not even start like one."""
+    m = _PLAIN_FILTER.match(v)
+    if m is None:
+        return _filter_expr_parsed(v)
+    name, value = m.group(2), v[m.end() :]
+    operation: Operation
+    simple = _SIMPLE_BY_NAME.get(name)
+    if simple is not None:
+        operation = OpSimple(simple, value)
+    else:
+        if name in ("like", "ilike"):
+            value = value.replace("*", "%")
+        operation = OpQuant(_QUANT_BY_NAME[name], value)
+    return OpExpr(operation, m.group(1) is not None)
+
+
+@functools.lru_cache(maxsize=2048)
+def _filter_expr_parsed(v: str) -> OpExpr | None:
+    """`_filter_expr` by the grammar: memoised, as the same values arrive again and again."""
     c = _Cursor(f"failed to parse filter ({v})", v)
     try:
         return _whole_filter(c)
@@ -1336,7 +1373,7 @@ def parse_query(
         columns=columns,
         on_conflict=on_conflict,
         rpc_args=tuple(rpc_args),
-        canonical=_canonical(items),
+        items=tuple(items),
     )
 
 
@@ -1487,6 +1524,12 @@ def parse_prefer(values: Iterable[str], *, allow_tx_override: bool = True) -> Pr
     ``allow_tx_override`` mirrors ``db-tx-end``: when false, ``tx=`` is recognised (so it is
     not "invalid") but ignored.
     """
+    return _parse_prefer(tuple(values), allow_tx_override)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_prefer(values: tuple[str, ...], allow_tx_override: bool) -> Preferences:
+    """Memoised: clients send the same few Prefer headers (mostly none) on every request."""
     prefs = [p.strip(_HTTP_WS) for v in values if v for p in v.split(",")]
     usable = [p for p in prefs if not _BAD_CHAR.search(p)]
 

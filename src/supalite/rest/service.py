@@ -9,6 +9,7 @@ rendered it).
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 from collections.abc import Mapping
@@ -147,6 +148,8 @@ class _Call:
 class RestService:
     def __init__(self, ctx: RestContext) -> None:
         self.ctx = ctx
+        pre = ctx.settings.db_pre_request
+        self._pre_request = _qualified_fn(pre) if pre else None
 
     async def handle(self, req: RestRequest) -> RestResponse:
         try:
@@ -191,17 +194,17 @@ class RestService:
     def _request_context(
         self, req: RestRequest, schema: str, *, read_only: bool, prefs: Preferences
     ) -> RequestContext:
-        search = ", ".join(quote_ident(s) for s in (schema, *self.ctx.settings.extra_search_path))
-        headers = json.dumps(dict(req.headers), separators=(",", ":"))
+        search = _search_path(schema, self.ctx.settings.extra_search_path)
         return RequestContext(
             role=req.claims.role,
             claims_json=req.claims.claims_json,
             method=req.method,
             path=req.path,
-            headers_json=headers,
+            headers_json=_headers_json(req.headers),
             search_path=search,
             read_only=read_only,
             rollback=prefs.tx == "rollback",
+            pre_request=self._pre_request,
         )
 
     async def _run(
@@ -210,10 +213,6 @@ class RestService:
         authenticated = req.claims.role != self.ctx.settings.anon_role
         try:
             async with request_transaction(self.ctx.api_pool, ctx) as conn:
-                if self.ctx.settings.db_pre_request:
-                    await conn.execute(
-                        f"SELECT {_qualified_fn(self.ctx.settings.db_pre_request)}()"
-                    )
                 row = await conn.fetchrow(sql, *params)
                 assert row is not None
                 if check is not None:
@@ -680,6 +679,26 @@ def _items(headers: Mapping[str, str]) -> list[tuple[str, str]]:
     if getlist is not None:
         return [("prefer", v) for v in getlist("prefer")]
     return [(k, v) for k, v in headers.items()]
+
+
+_COMPACT = json.JSONEncoder(separators=(",", ":"))  # json.dumps would build one per call
+
+
+@functools.lru_cache(maxsize=64)
+def _search_path(schema: str, extra: tuple[str, ...]) -> str:
+    return ", ".join(quote_ident(s) for s in (schema, *extra))
+
+
+def _headers_json(headers: Mapping[str, str]) -> str:
+    """`request.headers` as JSON, each name with its first value.  Starlette's `Headers` looks
+    every name up by a scan of the list, so its raw pairs are read directly when it has them."""
+    raw = getattr(headers, "raw", None)
+    if raw is None:
+        return _COMPACT.encode(dict(headers))
+    pairs: dict[str, str] = {}
+    for k, v in raw:
+        pairs.setdefault(k.decode("latin-1"), v.decode("latin-1"))
+    return _COMPACT.encode(pairs)
 
 
 def _qualified_fn(name: str) -> str:
