@@ -30,10 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +43,8 @@ from pathlib import Path
 import asyncpg
 import bcrypt
 import httpx
+from load import free_port, wait_http
+from load import wrk as run_wrk
 
 CONCURRENCY = 16
 WRK_THREADS = 2
@@ -110,48 +110,9 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up")
-
-
 def wrk(url: str, headers: dict[str, str], script: str, seconds: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    cmd = ["wrk", f"-t{WRK_THREADS}", f"-c{CONCURRENCY}", f"-d{seconds}s", "--latency"]
-    cmd += ["--timeout", "30s", "-s", f.name]
-    for k, v in headers.items():
-        cmd += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 90).stdout
-    os.unlink(f.name)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if m is None:
-        raise SystemExit(f"wrk failed on {url}:\n{out}")
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: .*timeout (\d+)", out)
-    if non2xx or (errors and int(errors.group(1))):
-        raise SystemExit(f"{url}: failed requests\n{out}")
-
-    def pct(p: str) -> float:
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-
-    return {"rps": float(m.group(1)), "p50": pct("50"), "p99": pct("99")}
+    return run_wrk(url, headers, script, seconds, threads=WRK_THREADS, connections=CONCURRENCY,
+                   request_timeout="30s")  # fmt: skip
 
 
 def bare_bcrypt(seconds: float) -> dict[str, float]:

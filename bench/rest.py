@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +28,7 @@ import time
 from pathlib import Path
 
 import asyncpg
-import httpx
+from load import free_port, wait_http, wrk
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = """
@@ -57,49 +55,6 @@ request = function()
   return wrk.format(nil, path)
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, headers: dict[str, str] | None = None, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, headers=headers, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{url} did not come up")
-
-
-def wrk(url: str, headers: dict[str, str], script: str, seconds: int) -> dict[str, float]:
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(script)
-    cmd = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", f.name]
-    for k, v in headers.items():
-        cmd += ["-H", f"{k}: {v}"]
-    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60).stdout
-    os.unlink(f.name)
-    m = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if m is None:
-        raise SystemExit(f"wrk failed on {url}:\n{out}")
-    rps = float(m.group(1))
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
-        raise SystemExit(f"{url}: {non2xx.group(1)} failed responses\n{out}")
-
-    def pct(p: str) -> float:
-        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-
-    return {"rps": rps, "p50": pct("50"), "p99": pct("99")}
 
 
 async def bare_pool(db_url: str, seconds: float) -> dict[str, dict[str, float]]:

@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,15 +23,9 @@ import time
 from pathlib import Path
 
 import httpx
+from load import free_port
 
 from supalite.db.embedded import EmbeddedPostgres
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def pss_kib(pid: int) -> int:
