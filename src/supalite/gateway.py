@@ -25,7 +25,7 @@ from typing import Any
 
 import jwt
 
-from supalite.keys import ProjectKeys
+from supalite.keys import ProjectKeys, public_jwk
 
 _CLOCK_SKEW = 30  # seconds, as PostgREST
 _CACHE_SIZE = 4096
@@ -107,8 +107,7 @@ class Gateway:
         # kid → (alg, public key) of Auth's asymmetric signing keys.
         self._public: dict[str, tuple[str, Any]] = {}
         for jwk in keys.signing_jwks:
-            public = {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
-            parsed = jwt.PyJWK(public, algorithm=str(jwk["alg"]))
+            parsed = jwt.PyJWK(public_jwk(jwk), algorithm=str(jwk["alg"]))
             self._public[str(jwk.get("kid", ""))] = (parsed.algorithm_name, parsed.key)
 
     # ------------------------------------------------------------------ tokens

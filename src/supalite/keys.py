@@ -40,6 +40,25 @@ class ProjectKeys:
     signing_jwks: tuple[Mapping[str, Any], ...] = ()
 
 
+_PUBLIC_FIELDS = {
+    "RSA": ("kty", "n", "e"),
+    "EC": ("kty", "crv", "x", "y"),
+    "OKP": ("kty", "crv", "x"),
+}
+
+
+def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
+    """The publishable half of a JWK: no private parameters, ever."""
+    kty = jwk.get("kty")
+    fields = _PUBLIC_FIELDS.get(str(kty))
+    if fields is None:
+        raise ValueError(f"unsupported key type {kty!r}")
+    out = {k: jwk[k] for k in fields}
+    out.update({"kid": jwk.get("kid", ""), "alg": jwk.get("alg"), "use": "sig"})
+    out["key_ops"] = ["verify"]
+    return out
+
+
 def load_signing_jwks(path: Path) -> tuple[Mapping[str, Any], ...]:
     """`auth.signing_keys_path`: a JSON list of private JWKs (ES256 or RS256), as the
     Supabase CLI's `gen signing-key` writes it."""

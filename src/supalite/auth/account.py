@@ -14,10 +14,10 @@ from supalite.auth.context import AuthContext, Caller, audit
 from supalite.auth.emails import send_email_change, validate_email
 from supalite.auth.errors import EMAIL_EXISTS, AuthError, bad_request, forbidden, unprocessable
 from supalite.auth.flows import AUD, redirect_target
-from supalite.auth.passwords import check_strength, hash_password, verify_password
+from supalite.auth.passwords import verify_password
 from supalite.auth.sessions import create_flow_state, current_user
 from supalite.auth.tokens import token_hash
-from supalite.auth.users import user_json
+from supalite.auth.users import jsonb, user_json
 from supalite.auth.verify import apply_email_change
 
 _REAUTH_WINDOW = timedelta(hours=24)
@@ -30,8 +30,7 @@ async def get_user(ctx: AuthContext, caller: Caller) -> dict[str, Any]:
 
 
 def _has_verified_factor(user: Mapping[str, Any]) -> bool:
-    factors = json.loads(user["factors_json"]) if user["factors_json"] else []
-    return any(f.get("status") == "verified" for f in factors)
+    return any(f.get("status") == "verified" for f in jsonb(user["factors_json"]))
 
 
 async def update_user(
@@ -51,8 +50,7 @@ async def update_user(
         email = validate_email(email)
     new_hash = None
     if password:
-        check_strength(password, ctx.auth.minimum_password_length, ctx.auth.password_requirements)
-        new_hash = await hash_password(password)
+        new_hash = await ctx.hash_new_password(password)
     async with ctx.pool.acquire() as conn, conn.transaction():
         user, session = await current_user(ctx, conn, caller.claims)
         changing_email = bool(email) and email != (user["email"] or "")

@@ -104,8 +104,7 @@ async def create(ctx: AuthContext, body: Mapping[str, Any], caller: Caller) -> d
         email = validate_email(email)
     hashed = None
     if password:
-        check_strength(password, ctx.auth.minimum_password_length, ctx.auth.password_requirements)
-        hashed = await hash_password(password)
+        hashed = await ctx.hash_new_password(password)
     ban = params.text(body, "ban_duration")
     async with ctx.pool.acquire() as conn, conn.transaction():
         if email and await conn.fetchval(sql.USER_EMAIL_TAKEN, email, AUD, uuid.UUID(int=0)):
@@ -154,19 +153,15 @@ async def update(
     phone = params.text(body, "phone")
     role = params.text(body, "role")
     ban = params.text(body, "ban_duration")
-    email_confirm = body.get("email_confirm")
-    phone_confirm = body.get("phone_confirm")
-    for key, v in (("email_confirm", email_confirm), ("phone_confirm", phone_confirm)):
-        if v is not None and not isinstance(v, bool):
-            params.flag(body, key, False)  # raises the bad_json error
+    email_confirm = params.optional_flag(body, "email_confirm")
+    phone_confirm = params.optional_flag(body, "phone_confirm")
     user_meta = params.obj(body, "user_metadata")
     app_meta = params.obj(body, "app_metadata")
     if email:
         email = validate_email(email)
     hashed = None
     if password:
-        check_strength(password, ctx.auth.minimum_password_length, ctx.auth.password_requirements)
-        hashed = await hash_password(password)
+        hashed = await ctx.hash_new_password(password)
     async with ctx.pool.acquire() as conn, conn.transaction():
         user = await _load(conn, user_id)
         if email and await conn.fetchval(sql.USER_EMAIL_TAKEN, email, AUD, user["id"]):

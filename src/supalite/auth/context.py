@@ -12,6 +12,7 @@ from typing import Any, Protocol
 import asyncpg
 
 from supalite.auth import sql
+from supalite.auth.passwords import check_strength, hash_password
 from supalite.auth.ratelimit import RateLimiter
 from supalite.auth.tokens import TokenSigner
 from supalite.config import AuthSettings, Settings
@@ -59,6 +60,15 @@ class AuthContext:
     @property
     def smtp_configured(self) -> bool:
         return self.auth.smtp_enabled and bool(self.auth.smtp_host)
+
+    def check_password(self, password: str) -> None:
+        """The project's password rules (GoTrue's 422 weak_password when broken)."""
+        check_strength(password, self.auth.minimum_password_length, self.auth.password_requirements)
+
+    async def hash_new_password(self, password: str) -> str:
+        """A password someone is setting: checked against the rules, then hashed."""
+        self.check_password(password)
+        return await hash_password(password)
 
 
 async def audit(

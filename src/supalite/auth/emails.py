@@ -17,6 +17,7 @@ import asyncpg
 from supalite.auth import sql
 from supalite.auth.context import AuthContext
 from supalite.auth.errors import internal, too_many, validation
+from supalite.auth.mail import MailError
 from supalite.auth.sessions import create_flow_state
 from supalite.auth.tokens import otp, token_hash
 
@@ -65,7 +66,7 @@ async def deliver(
         ctx.limiter.hit("email_sent", "project")  # Supabase limits only real SMTP sending
     try:
         await ctx.mailer.send(template, to, variables)
-    except Exception as e:  # the mail transport's failure, whatever it is, is a 500 here
+    except MailError as e:  # SMTP, TLS or inbox failure: GoTrue's 500
         log.error("sending %s email failed: %s", what, e)
         raise internal(f"Error sending {what} email") from e
 

@@ -22,7 +22,7 @@ from supalite.auth.errors import (
     unprocessable,
     validation,
 )
-from supalite.auth.passwords import check_strength, hash_password, verify_password
+from supalite.auth.passwords import hash_password, verify_password
 from supalite.auth.redirects import choose
 from supalite.auth.sessions import current_user, issue_session
 from supalite.auth.users import email_identity_data, is_banned, is_confirmed, iso, user_json
@@ -118,7 +118,7 @@ async def signup(
         raise bad_request("email_provider_disabled", "Email signups are disabled")
     if not password:
         raise validation("Signup requires a valid password")
-    check_strength(password, ctx.auth.minimum_password_length, ctx.auth.password_requirements)
+    ctx.check_password(password)
     email = validate_email(email)
     ctx.limiter.hit("sign_in_sign_ups", caller.ip)
     target = redirect_target(ctx, redirect_to)
@@ -186,7 +186,7 @@ async def password_grant(
         await audit(conn, caller, "login", actor=user, traits={"provider": "email"})
         body_out = await issue_session(ctx, conn, user, "password", caller)
     try:
-        check_strength(password, ctx.auth.minimum_password_length, ctx.auth.password_requirements)
+        ctx.check_password(password)
     except AuthError as weak:  # sign-in succeeds; the client is told the password is weak
         body_out["weak_password"] = weak.extra.get("weak_password")
     return body_out

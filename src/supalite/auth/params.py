@@ -41,13 +41,17 @@ def obj(body: Mapping[str, Any], key: str) -> dict[str, Any] | None:
     return v
 
 
-def flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
+def optional_flag(body: Mapping[str, Any], key: str) -> bool | None:
+    """A boolean field where absent (None) means "leave as it is"."""
     v = body.get(key)
-    if v is None:
-        return default
-    if not isinstance(v, bool):
-        raise _bad(key, "true or false")
-    return v
+    if v is None or isinstance(v, bool):
+        return v
+    raise _bad(key, "true or false")
+
+
+def flag(body: Mapping[str, Any], key: str, default: bool) -> bool:
+    v = optional_flag(body, key)
+    return default if v is None else v
 
 
 def pkce(body: Mapping[str, Any]) -> tuple[str, str] | None:

@@ -19,13 +19,7 @@ from typing import Any
 import jwt
 
 from supalite.auth.users import jsonb
-from supalite.keys import ProjectKeys
-
-_PUBLIC_FIELDS = {
-    "RSA": ("kty", "n", "e"),
-    "EC": ("kty", "crv", "x", "y"),
-    "OKP": ("kty", "crv", "x"),
-}
+from supalite.keys import ProjectKeys, public_jwk
 
 
 @dataclass(frozen=True)
@@ -34,18 +28,6 @@ class SigningKey:
     alg: str
     key: Any  # the private key object PyJWT signs with
     public_jwk: Mapping[str, Any]
-
-
-def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
-    """The publishable half of a JWK: no private parameters, ever."""
-    kty = jwk.get("kty")
-    fields = _PUBLIC_FIELDS.get(str(kty))
-    if fields is None:
-        raise ValueError(f"unsupported key type {kty!r}")
-    out = {k: jwk[k] for k in fields}
-    out.update({"kid": jwk.get("kid", ""), "alg": jwk.get("alg"), "use": "sig"})
-    out["key_ops"] = ["verify"]
-    return out
 
 
 def signing_keys(jwks: Sequence[Mapping[str, Any]]) -> list[SigningKey]:

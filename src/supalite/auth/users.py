@@ -10,6 +10,7 @@ from typing import Any
 # Optional timestamps GoTrue leaves out of the JSON when they are unset (`omitempty`).
 _OPTIONAL_TIMES = (
     "email_confirmed_at",
+    "invited_at",
     "phone_confirmed_at",
     "confirmation_sent_at",
     "confirmed_at",
@@ -78,38 +79,28 @@ def _iso_text(value: Any) -> str | None:
     return iso(datetime.fromisoformat(str(value)))
 
 
-def user_json(row: Mapping[str, Any], *, with_factors: bool = True) -> dict[str, Any]:
+def user_json(row: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": str(row["id"]),
         "aud": row["aud"] or "",
         "role": row["role"] or "",
         "email": row["email"] or "",
+        "phone": row["phone"] or "",
+        "app_metadata": jsonb(row["raw_app_meta_data"]),
+        "user_metadata": jsonb(row["raw_user_meta_data"]),
+        "identities": [identity_json(i) for i in jsonb(row["identities_json"])],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+        "is_anonymous": bool(row["is_anonymous"]),
     }
-    for name in ("email_confirmed_at", "invited_at"):
-        if row[name] is not None:
-            out[name] = iso(row[name])
-    out["phone"] = row["phone"] or ""
-    for name in _OPTIONAL_TIMES:
-        if name in ("email_confirmed_at", "banned_until", "deleted_at"):
-            continue
-        if row[name] is not None:
-            out[name] = iso(row[name])
+    out.update({name: iso(row[name]) for name in _OPTIONAL_TIMES if row[name] is not None})
     if row["email_change"]:
         out["new_email"] = row["email_change"]
     if row["phone_change"]:
         out["new_phone"] = row["phone_change"]
-    out["app_metadata"] = jsonb(row["raw_app_meta_data"])
-    out["user_metadata"] = jsonb(row["raw_user_meta_data"])
     factors = [factor_json(f) for f in jsonb(row["factors_json"])]
-    if with_factors and factors:
+    if factors:
         out["factors"] = factors
-    out["identities"] = [identity_json(i) for i in jsonb(row["identities_json"])]
-    out["created_at"] = iso(row["created_at"])
-    out["updated_at"] = iso(row["updated_at"])
-    for name in ("banned_until", "deleted_at"):
-        if row[name] is not None:
-            out[name] = iso(row[name])
-    out["is_anonymous"] = bool(row["is_anonymous"])
     return out
 
 

@@ -11,7 +11,7 @@ import asyncpg
 
 from supalite.auth import params, sql
 from supalite.auth.context import AuthContext, Caller, audit
-from supalite.auth.emails import validate_email
+from supalite.auth.emails import PURPOSES, validate_email
 from supalite.auth.errors import LINK_EXPIRED, OTP_EXPIRED, AuthError, forbidden, validation
 from supalite.auth.flows import AUD, redirect_target
 from supalite.auth.redirects import with_fragment, with_query
@@ -40,12 +40,8 @@ _LOOKUP = {
     ),
 }
 # verification type → flow_state.authentication_method, for PKCE.
-_AUTH_METHOD = {
-    "signup": "email/signup",
-    "invite": "invite",
-    "recovery": "recovery",
-    "magiclink": "magiclink",
-    "email_change": "email_change",
+_AUTH_METHOD = {p.verify_type: p.auth_method for p in PURPOSES.values() if p.auth_method} | {
+    "email_change": "email_change"
 }
 
 
