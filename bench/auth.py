@@ -19,6 +19,8 @@ after the workload it is compared with:
       on HTTP, JSON, JWT signing and Postgres, and wrk runs on the same cores).
   (b) bare asyncpg: the user row by email (`select * from auth.users where email = $1`),
       16 at a time through a pool of 16 — the least database work a sign-in or refresh does.
+  (c) bare asyncpg: one statement that revokes a live refresh token and inserts its child,
+      committed — the least a refresh grant must write — 16 at a time.
 Prints requests/s, p50/p99 and the ratios last.  With --rounds R, every figure is the median
 of R rounds.
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import statistics
@@ -37,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -139,8 +143,10 @@ def bare_bcrypt(seconds: float) -> dict[str, float]:
     }
 
 
-async def bare_select(db_url: str, seconds: float) -> dict[str, float]:
-    """The user row by email, CONCURRENCY at a time through a pool of that size."""
+async def bare_pool(
+    db_url: str, seconds: float, op: Callable[[asyncpg.Connection, int], Awaitable[None]]
+) -> dict[str, float]:
+    """`op(conn, n)` CONCURRENCY at a time through a pool of that size, for `seconds`."""
     pool = await asyncpg.create_pool(db_url, min_size=CONCURRENCY, max_size=CONCURRENCY)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
@@ -149,10 +155,7 @@ async def bare_select(db_url: str, seconds: float) -> dict[str, float]:
         while time.perf_counter() < deadline:
             t0 = time.perf_counter()
             async with pool.acquire() as conn:
-                row = await conn.fetchrow(
-                    "select * from auth.users where email = $1", f"bench{n % USERS}@example.com"
-                )
-            assert row is not None
+                await op(conn, n)
             latencies.append((time.perf_counter() - t0) * 1000)
             n += CONCURRENCY
 
@@ -166,6 +169,44 @@ async def bare_select(db_url: str, seconds: float) -> dict[str, float]:
         "p50": statistics.median(latencies),
         "p99": latencies[int(len(latencies) * 0.99)],
     }
+
+
+async def bare_select(db_url: str, seconds: float) -> dict[str, float]:
+    """The user row by email: the least database work a sign-in or refresh does."""
+
+    async def op(conn: asyncpg.Connection, n: int) -> None:
+        row = await conn.fetchrow(
+            "select * from auth.users where email = $1", f"bench{n % USERS}@example.com"
+        )
+        assert row is not None
+
+    return await bare_pool(db_url, seconds, op)
+
+
+# The least a refresh grant must write: revoke the presented token and insert its child, one
+# statement that commits.
+ROTATE = """
+with r as (
+  update auth.refresh_tokens set revoked = true, updated_at = now()
+  where token = $1 and revoked = false returning user_id, session_id, token
+)
+insert into auth.refresh_tokens (token, user_id, revoked, parent, session_id, created_at,
+                                 updated_at)
+select $2, user_id, false, token, session_id, now(), now() from r returning token
+"""
+
+
+async def bare_rotate(db_url: str, seconds: float, tokens: list[str]) -> dict[str, float]:
+    """ROTATE on live tokens, each worker rotating its own share, as the wrk threads do."""
+    queues = [tokens[i::CONCURRENCY] for i in range(CONCURRENCY)]
+
+    async def op(conn: asyncpg.Connection, n: int) -> None:
+        queue = queues[n % CONCURRENCY]
+        issued = await conn.fetchval(ROTATE, queue.pop(0), secrets.token_urlsafe(9))
+        assert issued is not None
+        queue.append(issued)
+
+    return await bare_pool(db_url, seconds, op)
 
 
 def create_users(auth: str, service: str) -> None:
@@ -269,6 +310,9 @@ def main() -> None:
                 tokens_file.write_text("".join(t["refresh_token"] + "\n" for t in live))
                 add("refresh", wrk(refresh_url, h, refresh_lua, args.seconds))
                 add("select", asyncio.run(bare_select(db_url, args.seconds)))
+                live = sign_ins(auth, anon, 4 * CONCURRENCY)
+                rotate = bare_rotate(db_url, args.seconds, [t["refresh_token"] for t in live])
+                add("rotate", asyncio.run(rotate))
                 add("GET /user", wrk(f"{auth}/user", user_h, "", args.seconds))
         finally:
             server.send_signal(signal.SIGINT)
@@ -289,6 +333,7 @@ def main() -> None:
         ("supalite GET /auth/v1/user", "GET /user"),
         ("bare bcrypt checkpw (cost 10)", "bcrypt"),
         ("bare asyncpg select user by email", "select"),
+        ("bare asyncpg rotate a token", "rotate"),
     ]
     for label, key in rows:
         r = f[key]
@@ -298,6 +343,7 @@ def main() -> None:
         ("sign-in / bare bcrypt", f["sign-in"]["rps"] / f["bcrypt"]["rps"]),
         ("sign-in / bare select", f["sign-in"]["rps"] / f["select"]["rps"]),
         ("refresh / bare select", f["refresh"]["rps"] / f["select"]["rps"]),
+        ("refresh / bare rotate", f["refresh"]["rps"] / f["rotate"]["rps"]),
         ("GET /user / bare select", f["GET /user"]["rps"] / f["select"]["rps"]),
     ]
     for label, ratio in ratios:

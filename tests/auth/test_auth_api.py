@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import jwt
@@ -205,6 +206,26 @@ def test_refresh_rotation_and_reuse(auth_server_factory: Any) -> None:
     assert r.status_code == 400 and r.json()["error_code"] == "refresh_token_not_found"
     r = srv.call("POST", "/token", {}, params={"grant_type": "refresh_token"})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+def test_concurrent_refreshes_of_one_token_rotate_it_once(auth: AuthServer) -> None:
+    """Eight clients present the same live token at once (tabs racing after a wake-up): the
+    token rotates once and every client gets that one child; each grant is audited, as
+    GoTrue audits a retry that is answered with the active token."""
+    s = auth.sign_up(unique())
+    token = s["refresh_token"]
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: auth.refresh(token), range(8)))
+    assert [r.status_code for r in responses] == [200] * 8
+    assert len({r.json()["refresh_token"] for r in responses}) == 1
+    children = auth.sql("select token from auth.refresh_tokens where parent = $1", token)
+    assert [c["token"] for c in children] == [responses[0].json()["refresh_token"]]
+    rows = auth.sql(
+        "select payload->>'actor_username' as who from auth.audit_log_entries"
+        " where payload->>'action' = 'token_refreshed' and payload->>'actor_id' = $1",
+        s["user"]["id"],
+    )
+    assert [r["who"] for r in rows] == [s["user"]["email"]] * 8
 
 
 def test_logout_scopes(auth: AuthServer) -> None:

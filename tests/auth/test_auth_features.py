@@ -14,8 +14,8 @@ from typing import Any
 import jwt
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from tests.auth.conftest import AuthServer, confirmations_on
 from tests.helpers import free_port
@@ -25,11 +25,21 @@ def unique(prefix: str = "u") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}@example.com"
 
 
-def test_es256_signing_keys_are_used_published_and_trusted(
-    auth_server_factory: Callable[..., AuthServer], tmp_path_factory: pytest.TempPathFactory
+def _new_key(alg: str) -> Any:
+    if alg == "ES256":
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256"])
+def test_asymmetric_signing_keys_are_used_published_and_trusted(
+    alg: str,
+    auth_server_factory: Callable[..., AuthServer],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    jwk = json.loads(ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1())))
-    jwk.update({"kid": "test-key-1", "alg": "ES256"})
+    algorithm = ECAlgorithm if alg == "ES256" else RSAAlgorithm
+    jwk = json.loads(algorithm.to_jwk(_new_key(alg)))
+    jwk.update({"kid": f"test-{alg}", "alg": alg})
     keyfile = tmp_path_factory.mktemp("keys") / "signing_keys.json"
     keyfile.write_text(json.dumps([jwk]))
     srv = auth_server_factory(
@@ -39,11 +49,12 @@ def test_es256_signing_keys_are_used_published_and_trusted(
     )
     s = srv.sign_up(unique())
     header = jwt.get_unverified_header(s["access_token"])
-    assert header["alg"] == "ES256" and header["kid"] == "test-key-1"
+    assert header["alg"] == alg and header["kid"] == f"test-{alg}"
     published = srv.http.get("/auth/v1/.well-known/jwks.json").json()["keys"]
-    assert [k["kid"] for k in published] == ["test-key-1"] and "d" not in published[0]
+    assert [k["kid"] for k in published] == [f"test-{alg}"]
+    assert not {"d", "p", "q", "dp", "dq", "qi"} & set(published[0])  # no private parts
     key = jwt.PyJWK(published[0]).key
-    claims = jwt.decode(s["access_token"], key, algorithms=["ES256"], audience="authenticated")
+    claims = jwt.decode(s["access_token"], key, algorithms=[alg], audience="authenticated")
     assert claims["sub"] == s["user"]["id"]
     # The gateway accepts it for the other services, and still refuses a forged one.
     r = srv.http.get(
@@ -51,8 +62,9 @@ def test_es256_signing_keys_are_used_published_and_trusted(
     )
     assert r.status_code == 200
     assert srv.call("GET", "/user", token=s["access_token"]).status_code == 200
-    other = ec.generate_private_key(ec.SECP256R1())
-    forged = jwt.encode(claims, other, algorithm="ES256", headers={"kid": "test-key-1"})
+    refreshed = srv.refresh(s["refresh_token"]).json()["access_token"]
+    assert jwt.decode(refreshed, key, algorithms=[alg], audience="authenticated")["sub"]
+    forged = jwt.encode(claims, _new_key(alg), algorithm=alg, headers={"kid": f"test-{alg}"})
     r = srv.http.get("/rest/v1/", headers={"apikey": srv.anon, "Authorization": f"Bearer {forged}"})
     assert r.status_code == 401
 
@@ -70,6 +82,18 @@ begin
   claims := jsonb_set(claims, '{user_role}', to_jsonb('editor'::text));
   claims := jsonb_set(claims, '{method}', to_jsonb(event->>'authentication_method'));
   return jsonb_build_object('claims', claims);
+end $$;
+"""
+
+
+REFUSE_REFRESH = """
+create or replace function public.custom_access_token_hook(event jsonb) returns jsonb
+language plpgsql as $$
+begin
+  if event->>'authentication_method' = 'token_refresh' then
+    raise exception 'refreshes are refused';
+  end if;
+  return jsonb_build_object('claims', event->'claims');
 end $$;
 """
 
@@ -93,6 +117,17 @@ def test_custom_access_token_hook(auth_server_factory: Callable[..., AuthServer]
     assert claims["user_role"] == "editor" and claims["method"] == "token_refresh"
     r = srv.call("POST", "/signup", {"email": unique("blocked"), "password": "secret-pw-1"})
     assert r.status_code == 403 and r.json()["msg"] == "blocked by hook"
+    # A hook that fails a refresh leaves the presented token live: nothing rotated.
+    live = refreshed["refresh_token"]
+    srv.script(REFUSE_REFRESH)
+    r = srv.refresh(live)
+    assert r.status_code == 500
+    assert (
+        srv.sql("select count(*) as n from auth.refresh_tokens where parent = $1", live)[0][0] == 0
+    )
+    srv.script(HOOK)
+    r = srv.refresh(live)
+    assert r.status_code == 200 and r.json()["refresh_token"] != live
     srv.script(
         "create or replace function public.custom_access_token_hook(event jsonb) returns"
         " jsonb language sql as $$ select jsonb_build_object('claims', '{}'::jsonb) $$"
@@ -116,6 +151,34 @@ def test_rate_limits_answer_429(auth_server_factory: Callable[..., AuthServer]) 
         codes.append(r.status_code)
     assert codes == [200, 200, 429]
     assert r.json()["error_code"] == "over_request_rate_limit"
+
+
+def test_failed_sign_ins_are_limited_per_address(
+    auth_server_factory: Callable[..., AuthServer],
+) -> None:
+    """Guesses at one address from many IPs: after the limit, that address is refused (even
+    with the right password) while other addresses still sign in; successes take nothing."""
+    srv = auth_server_factory(lambda t: t + "\n[auth.rate_limit]\nsign_in_sign_ups = 3\n")
+    target, other = unique(), unique()
+    srv.sign_up(target)
+    srv.sign_up(other)
+
+    def attempt(email: str, password: str, ip: str) -> int:
+        r = srv.call(
+            "POST",
+            "/token",
+            {"email": email, "password": password},
+            params={"grant_type": "password"},
+            headers={"X-Forwarded-For": ip},
+        )
+        return r.status_code
+
+    assert attempt(target, "secret-pw-1", "10.0.0.1") == 200
+    assert attempt(target.upper(), "secret-pw-1", "10.0.0.2") == 200
+    assert [attempt(target, "guess", f"10.0.1.{i}") for i in range(4)] == [400, 400, 400, 429]
+    assert attempt(target, "secret-pw-1", "10.0.2.1") == 429
+    assert attempt(target.upper(), "secret-pw-1", "10.0.2.2") == 429
+    assert attempt(other, "secret-pw-1", "10.0.2.3") == 200
 
 
 class Catch:

@@ -9,6 +9,7 @@ accepted within the reuse interval, and after it revokes the whole session
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -63,9 +64,11 @@ async def token_response(
     aal: str,
     refresh: str,
     method: str,
+    amr: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """GoTrue's AccessTokenResponse for a session."""
-    amr = [dict(r) for r in await conn.fetch(sql.SESSION_AMR, session_id)]
+    """GoTrue's AccessTokenResponse for a session (`amr` read from the session unless given)."""
+    if amr is None:
+        amr = [dict(r) for r in await conn.fetch(sql.SESSION_AMR, session_id)]
     claims = access_claims(
         user,
         session_id=str(session_id),
@@ -127,6 +130,29 @@ async def refresh_grant(
     if not token:
         raise OAuthError("invalid_request", "refresh_token required")
     ctx.limiter.hit("token_refresh", caller.ip)
+    issued = refresh_token()
+    async with ctx.pool.acquire() as conn:
+        # Without a hook the rotation is one statement, its own transaction; a hook runs in
+        # the same transaction, so a failing hook leaves the presented token live.
+        hooked = bool(ctx.auth.custom_access_token_hook)
+        async with conn.transaction() if hooked else contextlib.nullcontext():
+            row = await conn.fetchrow(sql.REFRESH_ROTATE, token, issued, caller.ip[:64])
+            if row is not None:
+                sid = row["rotated_session_id"]
+                body = await token_response(
+                    ctx, conn, row, sid, row["rotated_aal"] or "aal1", issued,
+                    "token_refresh", amr=json.loads(row["amr_json"]),
+                )  # fmt: skip
+                return body, {"sb-auth-user-id": str(row["id"]), "sb-auth-session-id": str(sid)}
+    return await _refresh_other(ctx, token, caller)
+
+
+async def _refresh_other(
+    ctx: AuthContext, token: str, caller: Caller
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every refresh that is not the live-token case: unknown, banned or session-less tokens
+    get their errors, and a revoked token is a retry (its active child is returned), a reuse
+    within the interval (rotated anew) or a replay (the family is revoked)."""
     headers: dict[str, str] = {}
     failure: AuthError | None = None
     async with ctx.pool.acquire() as conn, conn.transaction():

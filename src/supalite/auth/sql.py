@@ -109,6 +109,58 @@ where session_id = $1 and parent = $2 and revoked = false
 order by id desc limit 1
 """
 
+# The refresh grant's common case in one statement (one round trip, its own transaction):
+# the presented token is live, its session exists and its user is not banned, so it is revoked,
+# its child inserted, the session touched and the audit row written together.  No row back
+# means "not the common case" (unknown, revoked, banned, no session); the caller then takes
+# the statement-by-statement path that tells these apart.  A concurrent refresh of the same
+# token waits on the row lock and then finds it revoked, so a token rotates exactly once.
+# The audit payload is GoTrue's shape, as `context.audit` writes it for every other event.
+REFRESH_ROTATE = f"""
+with t as (
+  select id, token, user_id, session_id from auth.refresh_tokens
+  where token = $1 and revoked = false
+  for update
+), u as (
+  select {USER_COLUMNS} from auth.users u, t
+  where u.id = case when t.user_id ~* '^[0-9a-f]{{8}}-([0-9a-f]{{4}}-){{3}}[0-9a-f]{{12}}$'
+                    then t.user_id::uuid end
+    and (u.banned_until is null or u.banned_until <= now())
+), s as (
+  select s.id, s.aal from auth.sessions s, t where s.id = t.session_id
+), ok as (
+  select t.* from t, s where exists (select from u)
+), revoke as (
+  update auth.refresh_tokens r set revoked = true, updated_at = now()
+  from ok where r.id = ok.id
+), child as (
+  insert into auth.refresh_tokens (instance_id, token, user_id, revoked, created_at, updated_at,
+                                   parent, session_id)
+  select '00000000-0000-0000-0000-000000000000', $2, ok.user_id, false, now(), now(),
+         ok.token, ok.session_id
+  from ok
+), touch as (
+  update auth.sessions x set refreshed_at = now(), updated_at = now()
+  from ok where x.id = ok.session_id
+), logged as (
+  insert into auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
+  select '00000000-0000-0000-0000-000000000000', gen_random_uuid(),
+         json_build_object('action', 'token_refreshed', 'log_type', 'token',
+                           'actor_id', u.id::text,
+                           'actor_username', coalesce(nullif(u.email, ''), nullif(u.phone, ''), ''),
+                           'actor_via_sso', false),
+         now(), $3
+  from u, ok
+)
+select u.*, s.id as rotated_session_id, s.aal as rotated_aal,
+       coalesce((select json_agg(json_build_object(
+                   'method', c.authentication_method,
+                   'timestamp', extract(epoch from c.updated_at)::bigint)
+                 order by c.updated_at desc)
+                 from auth.mfa_amr_claims c where c.session_id = s.id), '[]')::text as amr_json
+from u, s
+"""
+
 REVOKE_TOKEN = "update auth.refresh_tokens set revoked = true, updated_at = now() where id = $1"
 
 # Revoking a family leaves updated_at alone: the reuse interval counts from each token's own
