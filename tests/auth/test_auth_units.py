@@ -114,3 +114,21 @@ def test_rate_limiter_token_bucket() -> None:
     limiter.hit("sign_in_sign_ups", "1.2.3.4")
     with pytest.raises(AuthError):
         limiter.hit("sign_in_sign_ups", "1.2.3.4")
+
+
+def test_rate_limiter_charges_failures_and_checks_without_taking() -> None:
+    now = [0.0]
+    limiter = RateLimiter({"sign_in_sign_ups": 2, "token_refresh": 0}, clock=lambda: now[0])
+    for _ in range(5):
+        limiter.check("sign_in_sign_ups", "address:a@example.com")  # checking takes nothing
+    limiter.charge("sign_in_sign_ups", "address:a@example.com")
+    limiter.charge("sign_in_sign_ups", "address:a@example.com")
+    limiter.charge("sign_in_sign_ups", "address:a@example.com")  # already empty: no raise
+    with pytest.raises(AuthError) as e:
+        limiter.check("sign_in_sign_ups", "address:a@example.com")
+    assert e.value.status == 429
+    limiter.check("sign_in_sign_ups", "address:b@example.com")
+    now[0] += 150.0  # 300 s window, 2 tokens: one back per 150 s
+    limiter.check("sign_in_sign_ups", "address:a@example.com")
+    limiter.charge("token_refresh", "x")  # 0 is unlimited
+    limiter.check("token_refresh", "x")

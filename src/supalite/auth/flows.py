@@ -169,6 +169,8 @@ async def password_grant(
     if not email and not phone:
         raise validation("missing email or phone")
     ctx.limiter.hit("sign_in_sign_ups", caller.ip)
+    address = "address:" + (email or phone).strip().lower()
+    ctx.limiter.check("sign_in_sign_ups", address)
     async with ctx.pool.acquire() as conn:
         if email:
             user = await conn.fetchrow(sql.USER_BY_EMAIL, email.strip(), AUD)
@@ -177,6 +179,7 @@ async def password_grant(
     # One bcrypt verify whether or not the user exists: timing tells nothing.
     ok = await verify_password(password, user["encrypted_password"] if user else None)
     if user is None or not ok or user["deleted_at"] is not None:
+        ctx.limiter.charge("sign_in_sign_ups", address)
         raise INVALID_CREDENTIALS
     if is_banned(user):
         raise bad_request("user_banned", "User is banned")

@@ -1,7 +1,12 @@
-"""Per-IP request limits for Auth's abuse-prone endpoints, as GoTrue's (token buckets).
+"""Per-IP request limits for Auth's abuse-prone endpoints, as GoTrue's (token buckets), and
+per-address limits on failed password sign-ins.
 
 The limits come from config.toml `[auth.rate_limit]` (the Supabase CLI's names); each is a
-number of requests per window for one client IP.  Buckets live in the process, as GoTrue
+number of requests per window for one client IP.  Password guessing spread over many IPs is
+limited per address too: each failed sign-in for an address takes a token from that address's
+`sign_in_sign_ups` bucket, and an address with none left is refused before its password is
+checked (successful sign-ins take nothing, so the owner is locked out only while guesses
+keep failing).  Buckets live in the process, as GoTrue
 keeps them per instance: with N supalite processes a client gets at most N times the limit.
 """
 
@@ -39,19 +44,33 @@ class RateLimiter:
 
     def hit(self, name: str, key: str) -> None:
         """Take one token for `key` under limit `name`, or raise the 429 GoTrue answers."""
+        self.check(name, key)
+        self.charge(name, key)
+
+    def check(self, name: str, key: str) -> None:
+        """Raise the 429 if `key` has no token left under `name`; take none."""
+        if self._level(name, key) < 1.0:
+            raise self._error(name)
+
+    def charge(self, name: str, key: str) -> None:
+        """Take one token for `key` if it has one left (a failure recorded); never raises."""
         capacity = self._limits.get(name, 0)
         if capacity <= 0:
-            return  # 0: unlimited
-        window = WINDOWS[name]
-        now = self._clock()
-        tokens, last = self._buckets.pop((name, key), (float(capacity), now))
-        tokens = min(float(capacity), tokens + (now - last) * capacity / window)
-        if tokens < 1.0:
-            self._buckets[(name, key)] = (tokens, now)
-            raise self._error(name)
-        self._buckets[(name, key)] = (tokens - 1.0, now)
+            return
+        level = self._level(name, key)
+        self._buckets.pop((name, key), None)
+        self._buckets[(name, key)] = (max(0.0, level - 1.0), self._clock())
         while len(self._buckets) > _MAX_KEYS:
             self._buckets.popitem(last=False)
+
+    def _level(self, name: str, key: str) -> float:
+        """Tokens `key` has now under `name` (infinite when the limit is 0: unlimited)."""
+        capacity = self._limits.get(name, 0)
+        if capacity <= 0:
+            return float("inf")
+        now = self._clock()
+        tokens, last = self._buckets.get((name, key), (float(capacity), now))
+        return min(float(capacity), tokens + (now - last) * capacity / WINDOWS[name])
 
     @staticmethod
     def _error(name: str) -> AuthError:
