@@ -228,6 +228,31 @@ def test_concurrent_refreshes_of_one_token_rotate_it_once(auth: AuthServer) -> N
     assert [r["who"] for r in rows] == [s["user"]["email"]] * 8
 
 
+def test_admin_audit_log_search_and_pages(auth: AuthServer) -> None:
+    email = unique("audited")
+    s = auth.sign_up(email)
+    auth.refresh(s["refresh_token"])
+    r = auth.admin("GET", "/admin/audit", params={"query": f"author:{email}", "per_page": 1})
+    assert r.status_code == 200, r.text
+    assert r.headers["X-Total-Count"] == "3"  # sign-up, login, refresh
+    assert 'rel="next"' in r.headers["Link"] and 'rel="last"' in r.headers["Link"]
+    (newest,) = r.json()
+    assert newest["payload"]["action"] == "token_refreshed"
+    assert newest["payload"]["actor_id"] == s["user"]["id"] and newest["created_at"]
+    r = auth.admin(
+        "GET", "/admin/audit", params={"query": f"author:{email}", "per_page": 2, "page": 2}
+    )
+    assert [e["payload"]["action"] for e in r.json()] == ["user_signedup"]
+    r = auth.admin("GET", "/admin/audit", params={"query": "type:token"})
+    assert r.status_code == 200 and all(e["payload"]["log_type"] == "token" for e in r.json())
+    r = auth.admin("GET", "/admin/audit", params={"query": "actor_id:x"})
+    assert r.status_code == 400 and r.json()["error_code"] == "validation_failed"
+    r = auth.admin("GET", "/admin/audit", params={"page": "x"})
+    assert r.status_code == 400
+    r = auth.call("GET", "/admin/audit", token=s["access_token"])
+    assert r.status_code == 403
+
+
 def test_logout_scopes(auth: AuthServer) -> None:
     email = unique()
     a = auth.sign_up(email)
@@ -459,6 +484,8 @@ def test_reauthentication_nonce_for_password_change(auth_server_factory: Any) ->
 
 
 def test_admin_users_crud_and_pagination(auth: AuthServer) -> None:
+    for _ in range(2):  # enough users for two pages, whichever tests ran before
+        auth.sign_up(unique())
     email = unique("admin-made")
     r = auth.admin(
         "POST",

@@ -27,7 +27,7 @@ from supalite.auth.errors import (
 from supalite.auth.flows import AUD, create_user, redirect_target
 from supalite.auth.passwords import check_strength, hash_password
 from supalite.auth.tokens import otp, token_hash
-from supalite.auth.users import factor_json, user_json
+from supalite.auth.users import factor_json, iso, jsonb, user_json
 
 ADMIN_ROLES = ("service_role", "supabase_admin")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -69,24 +69,67 @@ async def _load(conn: asyncpg.Connection, user_id: str) -> asyncpg.Record:
     return user
 
 
-async def list_users(
-    ctx: AuthContext, query: Mapping[str, str], path: str
-) -> tuple[dict[str, Any], dict[str, str]]:
+def _page(query: Mapping[str, str]) -> tuple[int, int]:
+    """GoTrue's `page` (from 1) and `per_page` (default 50, at most 1000)."""
     try:
         page = max(1, int(query.get("page") or "1"))
         per_page = min(1000, max(1, int(query.get("per_page") or "50")))
     except ValueError:
         raise validation("Bad Pagination Parameters") from None
-    async with ctx.pool.acquire() as conn:
-        total = await conn.fetchval(sql.COUNT_USERS, AUD)
-        rows = await conn.fetch(sql.LIST_USERS, AUD, per_page, (page - 1) * per_page)
+    return page, per_page
+
+
+def _page_headers(path: str, page: int, per_page: int, total: int) -> dict[str, str]:
+    """GoTrue's pagination headers: the total, and `next`/`last` links."""
     last = max(1, -(-total // per_page))
     links = []
     if page < last:
         links.append(f'<{path}?{urlencode({"page": page + 1, "per_page": per_page})}>; rel="next"')
     links.append(f'<{path}?{urlencode({"page": last, "per_page": per_page})}>; rel="last"')
-    headers = {"X-Total-Count": str(total), "Link": ", ".join(links)}
-    return {"users": [user_json(r) for r in rows], "aud": AUD}, headers
+    return {"X-Total-Count": str(total), "Link": ", ".join(links)}
+
+
+async def list_users(
+    ctx: AuthContext, query: Mapping[str, str], path: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    page, per_page = _page(query)
+    async with ctx.pool.acquire() as conn:
+        total = await conn.fetchval(sql.COUNT_USERS, AUD)
+        rows = await conn.fetch(sql.LIST_USERS, AUD, per_page, (page - 1) * per_page)
+    out = {"users": [user_json(r) for r in rows], "aud": AUD}
+    return out, _page_headers(path, page, per_page, total)
+
+
+_AUDIT_SCOPES = ("author", "action", "type")
+
+
+async def audit_log(
+    ctx: AuthContext, query: Mapping[str, str], path: str
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """GET /admin/audit: newest first, optionally `query=author|action|type:<substring>`."""
+    page, per_page = _page(query)
+    scope: str | None = None
+    pattern: str | None = None
+    if q := query.get("query"):
+        scope, sep, value = q.partition(":")
+        if scope not in _AUDIT_SCOPES or not sep:
+            raise validation(f"Invalid query scope: {q}")
+        pattern = f"%{value}%" if value else None
+        scope = scope if value else None
+    async with ctx.pool.acquire() as conn:
+        total = await conn.fetchval(sql.COUNT_AUDIT, scope, pattern)
+        rows = await conn.fetch(sql.LIST_AUDIT, scope, pattern, per_page, (page - 1) * per_page)
+    entries = [
+        {
+            "instance_id": str(r["instance_id"]),
+            "id": str(r["id"]),
+            "payload": jsonb(r["payload"]),
+            "created_at": iso(r["created_at"]),
+            "ip_address": r["ip_address"],
+        }
+        for r in rows
+    ]
+    return entries, _page_headers(path, page, per_page, total)
 
 
 async def get_user(ctx: AuthContext, user_id: str) -> dict[str, Any]:

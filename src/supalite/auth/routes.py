@@ -311,6 +311,14 @@ async def admin_users(
     return _json(await admin.create(ctx, body, caller))
 
 
+async def admin_audit(
+    ctx: AuthContext, request: Request, caller: Caller, body: dict[str, Any]
+) -> Response:
+    admin.require_admin(caller)
+    out, headers = await admin.audit_log(ctx, request.query_params, request.url.path)
+    return _json(out, headers=headers)
+
+
 async def admin_user(
     ctx: AuthContext, request: Request, caller: Caller, body: dict[str, Any]
 ) -> Response:
@@ -370,6 +378,7 @@ routes = [
     Route("/factors", _user(factors), methods=["POST"]),
     Route("/factors/{factor_id}", _user(factor), methods=["DELETE"]),
     Route("/factors/{factor_id}/{action:str}", _user(factor), methods=["POST"]),
+    Route("/admin/audit", _user(admin_audit), methods=["GET"]),
     Route("/admin/users", _user(admin_users), methods=["GET", "POST"]),
     Route("/admin/users/{user_id}", _user(admin_user), methods=["GET", "PUT", "DELETE"]),
     Route("/admin/users/{user_id}/factors", _user(admin_factors), methods=["GET"]),

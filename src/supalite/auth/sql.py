@@ -149,7 +149,7 @@ with t as (
                            'actor_id', u.id::text,
                            'actor_username', coalesce(nullif(u.email, ''), nullif(u.phone, ''), ''),
                            'actor_via_sso', false),
-         now(), $3
+         clock_timestamp(), $3
   from u, ok
 )
 select u.*, s.id as rotated_session_id, s.aal as rotated_aal,
@@ -207,9 +207,12 @@ DELETE_FLOW_STATE = "delete from auth.flow_state where id = $1"
 
 # ------------------------------------------------------------------ audit log
 
+# clock_timestamp(), not now(): the events of one transaction keep their order, as GoTrue's
+# entries (each stamped when written) do.
 AUDIT = """
 insert into auth.audit_log_entries (instance_id, id, payload, created_at, ip_address)
-values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), $1::json, now(), $2)
+values ('00000000-0000-0000-0000-000000000000', gen_random_uuid(), $1::json, clock_timestamp(),
+        $2)
 """
 
 # ------------------------------------------------------------------ hook
@@ -319,6 +322,21 @@ select exists (select 1 from auth.users
 # ------------------------------------------------------------------ admin
 
 COUNT_USERS = "select count(*) from auth.users where aud = $1"
+
+# GoTrue's audit search: $1 the scope (author, action, type or null), $2 an ILIKE pattern.
+_AUDIT_WHERE = """
+where instance_id = '00000000-0000-0000-0000-000000000000' and case $1::text
+  when 'author' then payload->>'actor_username' ilike $2 or payload->>'actor_name' ilike $2
+  when 'action' then payload->>'action' ilike $2
+  when 'type' then payload->>'log_type' ilike $2
+  else true end
+"""
+COUNT_AUDIT = "select count(*) from auth.audit_log_entries" + _AUDIT_WHERE
+LIST_AUDIT = f"""
+select instance_id, id, payload::text as payload, created_at, ip_address
+from auth.audit_log_entries {_AUDIT_WHERE}
+order by created_at desc, id limit $3 offset $4
+"""
 LIST_USERS = f"""
 select {USER_COLUMNS} from auth.users u where u.aud = $1
 order by u.created_at desc, u.id limit $2 offset $3
