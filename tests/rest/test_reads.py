@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+
+import asyncpg
 import pytest
 
 from tests.rest.conftest import ALICE, BOB, Api
@@ -167,6 +171,50 @@ def test_limit_offset_range_and_counts(api: Api) -> None:
     assert r.status_code == 200 and r.headers["content-range"] == "*/0" and r.json() == []
     r = api.get("books?select=id", Prefer="count=exact")
     assert r.status_code == 200 and r.headers["content-range"] == "0-3/4"
+
+
+def test_planned_and_estimated_counts(api: Api) -> None:
+    """count=planned is the planner's row estimate for the filtered rows; count=estimated is
+    exact up to max-rows (1000 here, Supabase's default), past it the larger of that and the
+    planner's.  The statistics are made stale on purpose, so estimates and truth differ."""
+    api.sql(
+        "create table public.counted (n int primary key, tag text)"
+        " with (autovacuum_enabled = false);"
+        " insert into public.counted select g, 'a' from generate_series(1, 5000) g;"
+        " analyze public.counted;"
+        " update public.counted set tag = 'b' where n <= 2500;"
+        " grant select on public.counted to anon"
+    )
+    api.eventually(lambda: api.get("counted?limit=1").status_code == 200)
+
+    def planner(where: str) -> int:
+        async def run() -> int:
+            conn = await asyncpg.connect(api.server.info["DB URL"])
+            try:
+                plan = await conn.fetchval(
+                    f"explain (format json) select 1 from public.counted {where}"
+                )
+            finally:
+                await conn.close()
+            return int(json.loads(plan)[0]["Plan"]["Plan Rows"])
+
+        return asyncio.run(run())
+
+    def total(query: str, count: str) -> str:
+        r = api.get(f"counted?select=n&{query}", Prefer=f"count={count}", Range="0-9")
+        assert r.status_code in (200, 206), r.text
+        return r.headers["content-range"].split("/")[1]
+
+    stale = planner("where tag = 'b'")
+    assert stale < 1000  # the statistics say there are no 'b' rows; there are 2500
+    assert total("tag=eq.b", "exact") == "2500"
+    assert total("tag=eq.b", "planned") == str(stale)
+    assert total("tag=eq.b", "estimated") == "1001"  # past max-rows, the planner says less
+    assert total("n=lt.100", "estimated") == "99"  # under max-rows: exact
+    assert total("n=lte.1000", "estimated") == "1000"
+    assert total("tag=eq.a", "estimated") == str(max(1001, planner("where tag = 'a'")))
+    r = api.get("counted?select=n&limit=2", Prefer="count=planned")
+    assert r.status_code == 206 and r.headers["content-range"] == f"0-1/{planner('')}"
 
 
 def test_head_has_headers_no_body(api: Api) -> None:

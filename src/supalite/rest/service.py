@@ -109,6 +109,39 @@ def _media(req: RestRequest) -> Media:
     raise ApiError(406, "PGRST107", f"None of these media types are available: {accept}")
 
 
+@dataclass(frozen=True)
+class PlannedCount:
+    """count=planned|estimated: EXPLAIN of the rows the filters select, run after the main
+    statement in its transaction.  `above`: only when the exact total exceeds it (estimated;
+    None means always, as planned)."""
+
+    sql: str
+    values: list[Any]
+    above: int | None
+
+    def wanted(self, exact: int | None) -> bool:
+        return self.above is None or (exact is not None and exact > self.above)
+
+    def total(self, exact: int | None, plan_json: str | None) -> int | None:
+        try:
+            estimate = int(json.loads(plan_json or "")[0]["Plan"]["Plan Rows"])
+        except (ValueError, LookupError, TypeError):
+            estimate = None
+        if self.above is None or exact is None or estimate is None:
+            return estimate if self.above is None else exact
+        return max(exact, estimate)
+
+
+def _planned_count(node: Node, *, above: int | None) -> PlannedCount:
+    p = S.Params()  # its own parameters: EXPLAIN sees only the values it references
+    return PlannedCount(S.count_rows(node, p), p.values, above)
+
+
+def _with_total(row: asyncpg.Record, total: int | None) -> dict[str, Any]:
+    """The row with its total replaced (asyncpg's records are read-only)."""
+    return {**dict(row.items()), "total": total}
+
+
 def _content_range(lower: int, page: int, total: int | None) -> str:
     total_s = "*" if total is None else str(total)
     if page == 0:
@@ -208,8 +241,17 @@ class RestService:
         )
 
     async def _run(
-        self, req: RestRequest, ctx: RequestContext, sql: str, params: list[Any], check: Any = None
+        self,
+        req: RestRequest,
+        ctx: RequestContext,
+        sql: str,
+        params: list[Any],
+        check: Any = None,
+        *,
+        planned: PlannedCount | None = None,
     ) -> asyncpg.Record:
+        """The statement in the request's transaction; with `planned`, the total it reports
+        is then replaced by the planner's estimate, as count=planned|estimated ask."""
         authenticated = req.claims.role != self.ctx.settings.anon_role
         try:
             async with request_transaction(self.ctx.api_pool, ctx) as conn:
@@ -217,6 +259,9 @@ class RestService:
                 assert row is not None
                 if check is not None:
                     check(row)  # raising here rolls the transaction back
+                if planned is not None and planned.wanted(row["total"]):
+                    plan = await conn.fetchval(S.explain_rows(planned.sql), *planned.values)
+                    row = _with_total(row, planned.total(row["total"], plan))
                 return row
         except asyncpg.PostgresError as e:
             raise from_postgres(e, authenticated=authenticated) from e
@@ -263,11 +308,23 @@ class RestService:
         rng = top_level_range(q, header_range if req.method in ("GET", "HEAD") else None)
         node = planner.read(table, q, rng)
         p = S.Params()
-        source = S.read_source(node, p, max_rows=self.ctx.settings.max_rows)
-        count = S.count_query(node, p) if prefs.count in ("exact", "planned", "estimated") else None
+        max_rows = self.ctx.settings.max_rows
+        source = S.read_source(node, p, max_rows=max_rows)
+        count: str | None = None
+        planned: PlannedCount | None = None
+        if prefs.count == "exact":
+            count = S.count_query(node, p)
+        elif prefs.count == "estimated":
+            # Exact up to max-rows (counting one past it to know it was passed), then the
+            # larger of that and the planner's estimate: PostgREST's rule.
+            at_most = max_rows + 1 if max_rows is not None else None
+            count = S.count_query(node, p, at_most=at_most)
+            planned = _planned_count(node, above=max_rows if max_rows is not None else -1)
+        elif prefs.count == "planned":
+            planned = _planned_count(node, above=None)
         stmt = S.wrap_body(source, count_sql=count, media=media)
         ctx = self._request_context(req, schema, read_only=True, prefs=prefs)
-        row = await self._run(req, ctx, stmt, p.values, _single_check(media))
+        row = await self._run(req, ctx, stmt, p.values, _single_check(media), planned=planned)
         return self._read_response(req, row, rng, media, prefs)
 
     def _read_response(

@@ -342,13 +342,31 @@ def read_source(
     )
 
 
-def count_query(node: Node, p: Params, source: str | None = None) -> str:
+def count_query(
+    node: Node, p: Params, source: str | None = None, *, at_most: int | None = None
+) -> str:
+    """The rows the filters select, counted (stopping past `at_most` when given: the
+    count=estimated case, which only needs to know that max-rows was exceeded)."""
+    rows = count_rows(node, p, source)
+    if at_most is None:
+        return f"SELECT count(*) FROM ({rows}) AS pgrst_rows"
+    return f"SELECT count(*) FROM ({rows} LIMIT {int(at_most)}) AS pgrst_rows"
+
+
+def count_rows(node: Node, p: Params, source: str | None = None) -> str:
+    """`SELECT 1` for each row the filters select: what a count counts and what
+    count=planned asks the planner to estimate (PostgREST's readPlanToCountQuery)."""
     frm = source or node.table.qualified
     return (
-        f"SELECT count(*) FROM {frm} AS {q(node.alias)}"
+        f"SELECT 1 FROM {frm} AS {q(node.alias)}"
         + _laterals(node, p, only_filtering=True)
         + _where(node, p)
     )
+
+
+def explain_rows(rows_sql: str) -> str:
+    """The planner's estimate of a query's rows, read from EXPLAIN's JSON by the caller."""
+    return f"EXPLAIN (FORMAT JSON) {rows_sql}"
 
 
 _BODIES = {
