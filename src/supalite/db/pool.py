@@ -30,6 +30,15 @@ def _ssl_arg(url: str, db: DbSettings) -> ssl.SSLContext | None:
     return ctx
 
 
+class ApiConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection of the API pool.  A request may switch its role for the session (see
+    `request.request_transaction`), and RESET ALL leaves the role alone, so the reset that
+    runs when a connection goes back to the pool resets the role too."""
+
+    def get_reset_query(self) -> str:
+        return str(super().get_reset_query()) + "\nRESET ROLE;"
+
+
 @dataclass
 class Pools:
     api: asyncpg.Pool
@@ -48,6 +57,7 @@ async def create_pools(admin_url: str, api_url: str, db: DbSettings) -> Pools:
     }
     api = await asyncpg.create_pool(
         api_url,
+        connection_class=ApiConnection,
         min_size=1,
         max_size=db.pool_size,
         ssl=_ssl_arg(api_url, db),

@@ -19,6 +19,12 @@ _SETTINGS = ("search_path", "role", "request.jwt.claims", "request.method", "req
 _SET_LOCALS = "select " + ", ".join(
     f"set_config('{name}', ${i}, true)" for i, name in enumerate(_SETTINGS, 1)
 )
+# The same settings for the rest of the session, and whether its transactions are read-only:
+# for a request that is one statement, which then is its own transaction (see below).
+_SET_SESSION = "select " + ", ".join(
+    f"set_config('{name}', ${i}, false)"
+    for i, name in enumerate((*_SETTINGS, "default_transaction_read_only"), 1)
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +60,19 @@ async def _start(conn: asyncpg.Connection, ctx: RequestContext) -> None:
 
 @asynccontextmanager
 async def request_transaction(
-    pool: asyncpg.Pool, ctx: RequestContext
+    pool: asyncpg.Pool, ctx: RequestContext, *, atomic: bool = True
 ) -> AsyncIterator[asyncpg.Connection]:
+    """A connection set up for the request.  `atomic=False` is for requests whose work is one
+    statement with nothing to undo after it (reads; writes with no check on their result):
+    the settings then hold for the session, so the statement is its own transaction (read-only
+    for reads) and the request costs two round trips fewer.  The pool's reset on release
+    (`ApiConnection`) puts the session back, role included, before anyone else gets it."""
     async with pool.acquire() as conn:
+        if not (atomic or ctx.rollback or ctx.pre_request):
+            read_only = "on" if ctx.read_only else "off"
+            await conn.execute(_SET_SESSION, *ctx.values(), read_only)
+            yield conn
+            return
         try:
             await _start(conn, ctx)
             yield conn

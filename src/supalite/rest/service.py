@@ -248,13 +248,16 @@ class RestService:
         params: list[Any],
         check: Any = None,
         *,
+        atomic: bool = False,
         planned: PlannedCount | None = None,
     ) -> asyncpg.Record:
-        """The statement in the request's transaction; with `planned`, the total it reports
-        is then replaced by the planner's estimate, as count=planned|estimated ask."""
+        """The statement, run as the request's role.  `atomic`: `check` may refuse a write
+        after it ran, so the statement needs a transaction to roll back (a read that fails
+        its check has nothing to undo).  With `planned`, the total the statement reports is
+        replaced by the planner's estimate, as count=planned|estimated ask."""
         authenticated = req.claims.role != self.ctx.settings.anon_role
         try:
-            async with request_transaction(self.ctx.api_pool, ctx) as conn:
+            async with request_transaction(self.ctx.api_pool, ctx, atomic=atomic) as conn:
                 row = await conn.fetchrow(sql, *params)
                 assert row is not None
                 if check is not None:
@@ -545,7 +548,10 @@ class RestService:
                 )
             _single_check(media)(row)
 
-        row = await self._run(req, ctx, stmt, p.values, check)
+        atomic = media.startswith("single") or (
+            max_affected is not None and action in ("update", "delete")
+        )
+        row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
         n = row["page_total"]
         total = n if prefs.count is not None else None
         headers: dict[str, str] = {}
@@ -655,7 +661,10 @@ class RestService:
             if media.startswith("single") and fn.returns_set:
                 _single_check(media)(row)
 
-        row = await self._run(req, ctx, stmt, p.values, check)
+        atomic = not read_only and (
+            max_affected is not None or (media.startswith("single") and fn.returns_set)
+        )
+        row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
         if fn.is_void:
             resp = RestResponse(204, media_type=None)
             return self._apply_guc_response(row, resp)
