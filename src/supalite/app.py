@@ -28,6 +28,8 @@ from supalite.gateway import Gateway
 from supalite.logs import RequestLog, RequestLogMiddleware
 from supalite.rest import routes as rest_routes
 from supalite.runtime import Runtime
+from supalite.storage import routes as storage_routes
+from supalite.storage.context import StorageContext
 
 # Headers the official clients read from responses, exposed to browsers as Supabase does.
 _EXPOSE_HEADERS = [
@@ -38,7 +40,7 @@ _EXPOSE_HEADERS = [
 
 async def health(request: Request) -> Response:
     """Overall health: the process answers and the database answers."""
-    services = {"rest": "ok", "auth": "ok"}
+    services = {"rest": "ok", "auth": "ok", "storage": "ok"}
     status = 200
     try:
         async with request.app.state.pools.admin.acquire(timeout=5) as conn:
@@ -68,7 +70,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 async def service_health(request: Request) -> Response:
     name = request.path_params["service"]
-    if name not in ("rest", "auth", "db"):
+    if name not in ("rest", "auth", "storage", "db"):
         return JSONResponse({"message": f"no service '{name}'"}, status_code=404)
     return await health(request)
 
@@ -90,10 +92,14 @@ def build_app(runtime: Runtime) -> Starlette:
         app.state.schema = SchemaCacheHolder(
             lambda: asyncpg.connect(runtime.admin_url), settings.api.schemas
         )
+        app.state.storage = await StorageContext.start(
+            settings, runtime.keys.jwt_secret, app.state.pools.api, app.state.pools.admin
+        )
         try:
             await app.state.schema.start()
             yield
         finally:
+            await app.state.storage.close()
             await app.state.schema.stop()
             await app.state.pools.close()
             log.close()
@@ -104,6 +110,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/health/{service}", service_health, methods=["GET", "HEAD"]),
             Mount("/rest/v1", routes=rest_routes.routes),
             Mount("/auth/v1", routes=auth_routes.routes),
+            Mount("/storage/v1", routes=storage_routes.routes),
             Mount("/inbox/v1", routes=inbox_routes.routes),
         ],
         middleware=[

@@ -1,0 +1,162 @@
+"""What the Storage service needs from the app, and who is calling.
+
+`StorageContext.start` is called by `app.py` at startup: it opens the backend (disk, in the
+data folder, for now) and makes sure the buckets named in the configuration exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from supalite.config import Settings, StorageSettings
+from supalite.db.request import RequestContext, request_transaction
+from supalite.gateway import Claims
+from supalite.storage import sql as S
+from supalite.storage.backends import Backend
+from supalite.storage.backends.disk import DiskBackend
+
+log = logging.getLogger("supalite.storage")
+# A blob no object names is removed once it is this old (seconds): far longer than any upload
+# takes between writing its bytes and committing its row.
+SWEEP_GRACE = 24 * 3600
+SWEEP_EVERY = 3600
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The request as the database sees it: role and claims (RLS reads them), and the
+    request's method/path/headers as Supabase sets them."""
+
+    claims: Claims
+    method: str = "GET"
+    path: str = "/"
+    headers_json: str = "{}"
+
+    @property
+    def owner(self) -> str | None:
+        return self.claims.sub
+
+    def request_context(self) -> RequestContext:
+        return RequestContext(
+            role=self.claims.role,
+            claims_json=self.claims.claims_json,
+            method=self.method,
+            path=self.path,
+            headers_json=self.headers_json,
+        )
+
+
+def service_caller(owner: str | None = None) -> Caller:
+    """The storage service acting on its own account (signed uploads, as Supabase does)."""
+    claims: dict[str, Any] = {"role": "service_role"}
+    if owner:
+        claims["sub"] = owner
+    return Caller(Claims("service_role", claims))
+
+
+def headers_json(headers: Mapping[str, str]) -> str:
+    # What policies may read from `request.headers`; never the caller's credentials.
+    hidden = {"authorization", "apikey", "cookie"}
+    return json.dumps({k: v for k, v in headers.items() if k not in hidden})
+
+
+@dataclass
+class StorageContext:
+    settings: StorageSettings
+    api_pool: asyncpg.Pool
+    admin_pool: asyncpg.Pool
+    backend: Backend
+    jwt_secret: str
+    _sweeper: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def tx(self, caller: Caller) -> AsyncIterator[asyncpg.Connection]:
+        """One transaction in the caller's role, with their claims set."""
+        async with request_transaction(self.api_pool, caller.request_context()) as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def admin(self) -> AsyncIterator[asyncpg.Connection]:
+        """The storage superuser (no RLS), for what Supabase does as its own admin."""
+        async with self.admin_pool.acquire() as conn:
+            yield conn
+
+    @property
+    def global_limit(self) -> int:
+        return self.settings.file_size_limit
+
+    def size_limit(self, bucket_limit: int | None) -> int:
+        if bucket_limit:
+            return min(bucket_limit, self.global_limit)
+        return self.global_limit
+
+    @classmethod
+    async def start(
+        cls, settings: Settings, jwt_secret: str, api_pool: asyncpg.Pool, admin_pool: asyncpg.Pool
+    ) -> StorageContext:
+        backend = DiskBackend(settings.data_dir / "storage")
+        ctx = cls(settings.storage, api_pool, admin_pool, backend, jwt_secret)
+        await ctx.seed_buckets()
+        ctx._sweeper = asyncio.create_task(ctx._sweep_forever())
+        return ctx
+
+    async def seed_buckets(self) -> None:
+        async with self.admin() as conn:
+            for name, spec in self.settings.buckets.items():
+                mimes = spec.get("allowed_mime_types")
+                await conn.execute(
+                    S.SEED_BUCKET,
+                    name,
+                    bool(spec.get("public", False)),
+                    spec.get("file_size_limit"),
+                    list(mimes) if mimes else None,
+                )
+
+    async def register_blob(self, version: str) -> None:
+        """Note a blob before its bytes are written, so it can be found if its row never
+        commits."""
+        async with self.admin() as conn:
+            await conn.execute(S.REGISTER_BLOB, version)
+
+    async def delete_blobs(self, versions: list[str]) -> None:
+        versions = [v for v in versions if v]
+        if not versions:
+            return
+        await self.backend.delete(versions)
+        async with self.admin() as conn:
+            await conn.execute(S.FORGET_BLOBS, versions)
+
+    async def sweep(self, grace: float = SWEEP_GRACE, batch: int = 1000) -> int:
+        """Remove blobs no object names (older than `grace` seconds); how many."""
+        removed = 0
+        while True:
+            async with self.admin() as conn:
+                rows = await conn.fetch(S.ORPHAN_BLOBS, grace, batch)
+            await self.delete_blobs([r["version"] for r in rows])
+            removed += len(rows)
+            if len(rows) < batch:
+                return removed
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                log.warning("storage: orphan sweep failed: %s", e)
+            await asyncio.sleep(SWEEP_EVERY)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        await self.backend.close()

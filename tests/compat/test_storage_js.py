@@ -1,0 +1,75 @@
+"""Storage through supabase-js (storage-js), against a live server.
+
+`js/storage.mjs` runs the operations an app makes, as service_role, anon and two users signed
+in with passwords, with the folder policy from Supabase's docs on the private bucket: buckets,
+upload (Blob as multipart, strings and bytes raw), info/exists/list, update/upsert, move/copy
+(within and across buckets), remove, public URLs, signed URLs (one, many, another path
+refused), signed upload URLs, size and MIME limits.  Each check is one test here.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.auth.conftest import (
+    AuthServer,
+    auth_server_factory,  # noqa: F401
+)
+from tests.compat.conftest import HERE
+from tests.storage.conftest import FOLDER_POLICY, make_storage_server
+
+JS_DIR = HERE / "js"
+CHECKS = [
+    "buckets",
+    "sign_in",
+    "upload_forms",
+    "exists_list_update",
+    "move_copy_remove",
+    "rls_between_users",
+    "public_urls",
+    "signed_urls",
+    "signed_upload",
+    "limits",
+]
+
+
+@pytest.fixture(scope="module")
+def outcomes(auth_server_factory: Callable[..., AuthServer]) -> dict[str, Any]:  # noqa: F811
+    node = shutil.which("node")
+    assert node, "node is not installed; the supabase-js suite needs it"
+    assert (JS_DIR / "node_modules" / "@supabase" / "supabase-js").is_dir(), (
+        "@supabase/supabase-js is not installed: run `make test-deps`"
+    )
+    s = make_storage_server(auth_server_factory)
+    s.auth.script(FOLDER_POLICY)
+    env = {
+        **s.server.env,
+        "SUPABASE_URL": s.url,
+        "SUPABASE_ANON_KEY": s.server.anon_key,
+        "SUPABASE_SERVICE_ROLE_KEY": s.server.service_key,
+        "ALICE_EMAIL": "alice@example.com",
+        "BOB_EMAIL": "bob@example.com",
+        "USER_PASSWORD": "secret-pw-1",
+    }
+    proc = subprocess.run(
+        [node, "storage.mjs"], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"storage.mjs failed:\n{proc.stderr}\n{proc.stdout}"
+    out: dict[str, Any] = json.loads(proc.stdout)
+    return out
+
+
+def test_suite_is_complete(outcomes: dict[str, Any]) -> None:
+    assert list(outcomes) == CHECKS
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_storage_js(outcomes: dict[str, Any], name: str) -> None:
+    assert name in outcomes, f"storage.mjs did not run {name!r}"
+    assert outcomes[name]["ok"], f"{name}: {outcomes[name]['error']}"

@@ -1,0 +1,144 @@
+"""A live supalite for the Storage tests, its callers, and a small client for /storage/v1.
+
+One server per test module (a fresh project, so a fresh database and data folder), started
+with a `[storage]` section as the Supabase CLI writes it: a global limit of 5 MiB and one
+configured bucket.  Callers: anon (the anon key), service_role (the service key) and two users
+signed up through /auth/v1 (alice and bob), each with their own access token.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.auth.conftest import (
+    AuthServer,
+    auth_server_factory,  # noqa: F401  (the server factory)
+)
+from tests.helpers import LiveServer
+
+STORAGE_TOML = """
+[storage]
+enabled = true
+file_size_limit = "5MiB"
+
+[storage.buckets.configured]
+public = true
+file_size_limit = "1MiB"
+allowed_mime_types = ["image/*", "text/plain"]
+"""
+
+# The policy from Supabase's docs: a user may read and write only under a folder named by
+# their auth.uid(), in the `private` bucket.
+FOLDER_POLICY = """
+create policy "own folder read" on storage.objects for select to authenticated
+  using (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text);
+create policy "own folder insert" on storage.objects for insert to authenticated
+  with check (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text);
+create policy "own folder update" on storage.objects for update to authenticated
+  using (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text)
+  with check (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text);
+create policy "own folder delete" on storage.objects for delete to authenticated
+  using (bucket_id = 'private' and (storage.foldername(name))[1] = auth.uid()::text);
+"""
+
+
+def with_storage(text: str) -> str:
+    head, sep, rest = text.partition("[storage]")
+    if sep:  # replace the generated [storage] section (up to the next table) with ours
+        _, _, tail = rest.partition("\n[")
+        return head + STORAGE_TOML.lstrip() + "\n[" + tail
+    return text + STORAGE_TOML
+
+
+@dataclass
+class Who:
+    name: str
+    key: str
+    token: str | None = None
+    uid: str | None = None
+
+    def headers(self) -> dict[str, str]:
+        return {"apikey": self.key, "Authorization": f"Bearer {self.token or self.key}"}
+
+
+@dataclass
+class StorageServer:
+    auth: AuthServer
+    callers: dict[str, Who] = field(default_factory=dict)
+
+    @property
+    def http(self) -> httpx.Client:
+        return self.auth.http
+
+    @property
+    def server(self) -> LiveServer:
+        return self.auth.server
+
+    @property
+    def url(self) -> str:
+        return self.auth.url
+
+    def __getitem__(self, name: str) -> Who:
+        return self.callers[name]
+
+    def call(self, who: str | Who | None, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers: dict[str, str] = {}
+        if who is not None:
+            w = self.callers[who] if isinstance(who, str) else who
+            headers.update(w.headers())
+        headers.update(kw.pop("headers", {}) or {})
+        return self.http.request(method, "/storage/v1" + path, headers=headers, **kw)
+
+    def upload(
+        self, who: str, bucket: str, path: str, data: bytes = b"hello",
+        content_type: str = "text/plain", method: str = "POST", **headers: str,
+    ) -> httpx.Response:  # fmt: skip
+        h = {"content-type": content_type, **{k.replace("_", "-"): v for k, v in headers.items()}}
+        return self.call(who, method, f"/object/{bucket}/{path}", content=data, headers=h)
+
+    def download(self, who: str | None, bucket: str, path: str, **kw: Any) -> httpx.Response:
+        return self.call(who, "GET", f"/object/authenticated/{bucket}/{path}", **kw)
+
+    def rows(self, bucket: str) -> list[str]:
+        return [
+            r["name"]
+            for r in self.auth.sql(
+                "select name from storage.objects where bucket_id = $1 order by name", bucket
+            )
+        ]
+
+    def blob_files(self) -> list[str]:
+        root = self.server.project / "supabase" / ".supalite" / "storage"
+        return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def storage_error(r: httpx.Response, status: str, code: str | None = None) -> dict[str, Any]:
+    """Supabase's error shape: HTTP 400 (500 for server errors), the real status in the body."""
+    assert r.status_code == (500 if status == "500" else 400), (r.status_code, r.text)
+    body: dict[str, Any] = r.json()
+    assert body["statusCode"] == status, body
+    assert set(body) >= {"statusCode", "error", "message"}, body
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+def make_storage_server(factory: Callable[..., AuthServer]) -> StorageServer:
+    auth = factory(with_storage)
+    s = StorageServer(auth)
+    s.callers["anon"] = Who("anon", auth.anon)
+    s.callers["service"] = Who("service", auth.service)
+    for name in ("alice", "bob"):
+        session = auth.sign_up(f"{name}@example.com")
+        s.callers[name] = Who(name, auth.anon, session["access_token"], session["user"]["id"])
+    return s
+
+
+@pytest.fixture(scope="module")
+def storage(auth_server_factory: Callable[..., AuthServer]) -> Iterator[StorageServer]:  # noqa: F811
+    yield make_storage_server(auth_server_factory)
