@@ -15,6 +15,12 @@ the same bytes (the kernel copies, no user-space buffer) and a user-space copy i
 for both sides alike (no root to drop it).
 
     python bench/storage.py [--runs 5] [--seconds 10]      (needs `wrk`: apt-get install wrk)
+    python bench/storage.py --backend s3 [--runs 1]
+
+With `--backend s3` the server stores object bytes in a bucket of a moto server (`moto[server]`,
+the test extra) started on a free port.  moto is an in-memory mock written in Python: the
+figures show that the S3 path streams and keeps memory flat, not what S3 or MinIO sustain.
+moto keeps every object in its own memory (about runs x 266 MB), hence `--runs 1` there.
 """
 
 from __future__ import annotations
@@ -90,7 +96,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--backend", choices=("disk", "s3"), default="disk")
     args = ap.parse_args()
+    moto: subprocess.Popen[bytes] | None = None
     with tempfile.TemporaryDirectory(prefix="supalite-bench-storage-", dir=Path.cwd()) as d:
         root = Path(d)
         subprocess.run([sys.executable, "-m", "supalite.cli", "init"], cwd=root, check=True,
@@ -99,7 +107,11 @@ def main() -> None:
         port = free_port()
         text = cfg.read_text().replace("port = 54321", f"port = {port}")
         text = text.replace("port = 54322", f"port = {free_port()}")
-        cfg.write_text(text.replace('file_size_limit = "50MiB"', 'file_size_limit = "1GiB"'))
+        text = text.replace('file_size_limit = "50MiB"', 'file_size_limit = "1GiB"')
+        if args.backend == "s3":
+            moto, s3_toml = start_moto()
+            text = text.replace("[storage]\n", '[storage]\nbackend = "s3"\n', 1) + s3_toml
+        cfg.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPALITE_", "PGRST_"))}
         env.pop("DATABASE_URL", None)
         server = subprocess.Popen(
@@ -121,7 +133,31 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(60)
-    report(results, args.runs, args.seconds)
+            if moto is not None:
+                moto.terminate()
+                moto.wait(30)
+    report(results, args.runs, args.seconds, args.backend)
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """moto's S3 server on a free port with one bucket; the `[storage.s3]` table for it."""
+    import boto3  # the test extra (moto[server])
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    wait_http(endpoint + "/moto-api/")
+    keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
+    s3.create_bucket(Bucket="bench")
+    toml = (
+        f'\n[storage.s3]\nbucket = "bench"\nendpoint = "{endpoint}"\nregion = "us-east-1"\n'
+        'force_path_style = true\naccess_key_id = "bench"\nsecret_access_key = "bench"\n'
+    )
+    return proc, toml
 
 
 def _curl(h: dict[str, str]) -> list[str]:
@@ -214,7 +250,15 @@ def run(
     return out
 
 
-def report(r: dict[str, float], runs: int, seconds: int) -> None:
+def report(r: dict[str, float], runs: int, seconds: int, backend: str = "disk") -> None:
+    if backend == "s3":
+        print(
+            "backend: S3, served by moto (an in-memory mock S3 server in Python, on this"
+            " machine): not a performance baseline; the figures show streaming and flat"
+            " memory, not what a real S3 service sustains"
+        )
+    else:
+        print("backend: disk (the data folder)")
     print(
         f"{runs * 10} x 1 MB and {runs} x 256 MB objects, curl, one keep-alive connection per"
         f" batch; copies: medians, same disk; 4 kB: wrk, 32 connections, {seconds}s; one worker"

@@ -122,6 +122,15 @@ class StorageSettings:
     file_size_limit: int = 50 * 1024 * 1024
     allowed_mime_types: tuple[str, ...] = ()
     buckets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Where object bytes live: "file" (the data folder) or "s3" (docs/storage.md).
+    backend: str = "file"
+    s3_bucket: str | None = None
+    s3_endpoint: str | None = None  # None: AWS itself
+    s3_region: str | None = None
+    s3_force_path_style: bool = False
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = field(default=None, repr=False)  # never printed
+    s3_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -375,6 +384,20 @@ def _buckets(v: Any) -> Mapping[str, Mapping[str, Any]]:
     raise ValueError("expected a list of bucket names")
 
 
+def _optional_url(v: Any) -> str | None:
+    return _url(v) if _str(v).strip() else None  # "": unset, as `env(NAME)` of an unset NAME
+
+
+def _storage_backend(v: Any) -> str:
+    """Supabase Storage's STORAGE_BACKEND: `file` (here: the data folder; `disk` too) or `s3`."""
+    s = _str(v).strip().lower()
+    if s in ("file", "disk"):
+        return "file"
+    if s == "s3":
+        return "s3"
+    raise ValueError("expected 'file' or 's3'")
+
+
 # --------------------------------------------------------------------------------------------
 # The mapping table: one row per setting, naming where it may come from in each source.
 # --------------------------------------------------------------------------------------------
@@ -469,6 +492,21 @@ FIELDS: tuple[Field, ...] = (
           json="storage.maxFileSize", env=("FILE_SIZE_LIMIT",)),
     Field("storage.allowed_mime_types", _str_list, json="storage.allowedMimeTypes"),
     Field("storage.buckets", _buckets, toml="storage.buckets", json="storage.buckets"),
+    # The S3 backend: env names as Supabase's self-hosted Storage reads them (src/config.ts).
+    Field("storage.backend", _storage_backend, toml="storage.backend", env=("STORAGE_BACKEND",)),
+    Field("storage.s3_bucket", _optional_str, toml="storage.s3.bucket",
+          env=("STORAGE_S3_BUCKET", "GLOBAL_S3_BUCKET")),
+    Field("storage.s3_endpoint", _optional_url, toml="storage.s3.endpoint",
+          env=("STORAGE_S3_ENDPOINT", "GLOBAL_S3_ENDPOINT")),
+    Field("storage.s3_region", _optional_str, toml="storage.s3.region",
+          env=("STORAGE_S3_REGION", "REGION")),
+    Field("storage.s3_force_path_style", _bool, toml="storage.s3.force_path_style",
+          env=("STORAGE_S3_FORCE_PATH_STYLE", "GLOBAL_S3_FORCE_PATH_STYLE")),
+    Field("storage.s3_access_key_id", _optional_str, toml="storage.s3.access_key_id",
+          env=("AWS_ACCESS_KEY_ID",)),
+    Field("storage.s3_secret_access_key", _optional_str, toml="storage.s3.secret_access_key",
+          env=("AWS_SECRET_ACCESS_KEY",)),
+    Field("storage.s3_prefix", _str, toml="storage.s3.prefix"),
 )  # fmt: skip
 
 # config.toml keys that the Supabase CLI knows and supalite accepts without using (yet): a real

@@ -21,14 +21,24 @@ from tests.auth.conftest import (
     AuthServer,
     auth_server_factory,  # noqa: F401
 )
-from tests.storage.conftest import FOLDER_POLICY, StorageServer, make_storage_server
+from tests.storage.conftest import (
+    BACKENDS,
+    FOLDER_POLICY,
+    StorageServer,
+    backend_server,
+    moto_s3,  # noqa: F401  (the S3 server, for the s3 run)
+)
 
 
-@pytest.fixture(scope="module")
-def s(auth_server_factory: Callable[..., AuthServer]) -> Iterator[StorageServer]:  # noqa: F811
-    server = make_storage_server(auth_server_factory)
+@pytest.fixture(scope="module", params=BACKENDS)
+def s(
+    request: pytest.FixtureRequest,
+    auth_server_factory: Callable[..., AuthServer],  # noqa: F811
+) -> Iterator[StorageServer]:
+    server = backend_server(request, auth_server_factory)
     server.auth.script(FOLDER_POLICY)
     yield server
+    server.server.stop()  # now, not at the module's end: the other backend's server starts next
 
 
 def _client(s: StorageServer, key: str) -> Client:

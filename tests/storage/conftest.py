@@ -2,7 +2,11 @@
 
 One server per test module (a fresh project, so a fresh database and data folder), started
 with a `[storage]` section as the Supabase CLI writes it: a global limit of 5 MiB and one
-configured bucket.  Callers: anon (the anon key), service_role (the service key) and two users
+configured bucket.  The `storage` fixture runs each module twice: on the disk backend and on
+the S3 backend (a fresh bucket of the session's moto server); `blob_files()` lists what the
+backend holds either way, so "nothing left behind" is checked on both.
+
+Callers: anon (the anon key), service_role (the service key) and two users
 signed up through /auth/v1 (alice and bob), each with their own access token.
 """
 
@@ -20,6 +24,10 @@ from tests.auth.conftest import (
     auth_server_factory,  # noqa: F401  (the server factory)
 )
 from tests.helpers import LiveServer
+from tests.storage.s3server import ACCESS_KEY, REGION, SECRET_KEY, MotoS3, moto_s3  # noqa: F401
+
+BACKENDS = ("disk", "s3")
+S3_PREFIX = "supalite-blobs/"
 
 STORAGE_TOML = """
 [storage]
@@ -47,12 +55,29 @@ create policy "own folder delete" on storage.objects for delete to authenticated
 """
 
 
-def with_storage(text: str) -> str:
+def with_storage(text: str, storage_toml: str = STORAGE_TOML) -> str:
     head, sep, rest = text.partition("[storage]")
     if sep:  # replace the generated [storage] section (up to the next table) with ours
         _, _, tail = rest.partition("\n[")
-        return head + STORAGE_TOML.lstrip() + "\n[" + tail
-    return text + STORAGE_TOML
+        return head + storage_toml.lstrip() + "\n[" + tail
+    return text + storage_toml
+
+
+def s3_storage_toml(moto: MotoS3, bucket: str) -> str:
+    """STORAGE_TOML with the S3 backend on, as a user would write it for MinIO and the like."""
+    s3 = f"""backend = "s3"
+
+[storage.s3]
+bucket = "{bucket}"
+endpoint = "{moto.endpoint}"
+region = "{REGION}"
+force_path_style = true
+access_key_id = "{ACCESS_KEY}"
+secret_access_key = "{SECRET_KEY}"
+prefix = "{S3_PREFIX}"
+
+[storage.buckets.configured]"""
+    return STORAGE_TOML.replace("[storage.buckets.configured]", s3)
 
 
 @dataclass
@@ -70,6 +95,9 @@ class Who:
 class StorageServer:
     auth: AuthServer
     callers: dict[str, Who] = field(default_factory=dict)
+    backend: str = "disk"
+    s3: MotoS3 | None = None
+    s3_bucket: str = ""
 
     @property
     def http(self) -> httpx.Client:
@@ -113,6 +141,10 @@ class StorageServer:
         ]
 
     def blob_files(self) -> list[str]:
+        """What the backend holds: files (blobs and temporary ones) on disk; objects and
+        unfinished multipart uploads under supalite's prefix on S3."""
+        if self.s3 is not None:
+            return self.s3.everything(self.s3_bucket, S3_PREFIX)
         root = self.server.project / "supabase" / ".supalite" / "storage"
         return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
@@ -128,9 +160,17 @@ def storage_error(r: httpx.Response, status: str, code: str | None = None) -> di
     return body
 
 
-def make_storage_server(factory: Callable[..., AuthServer]) -> StorageServer:
-    auth = factory(with_storage)
-    s = StorageServer(auth)
+def make_storage_server(
+    factory: Callable[..., AuthServer], backend: str = "disk", s3: MotoS3 | None = None
+) -> StorageServer:
+    if backend == "s3":
+        assert s3 is not None
+        bucket = s3.new_bucket()
+        auth = factory(lambda text: with_storage(text, s3_storage_toml(s3, bucket)))
+        s = StorageServer(auth, backend="s3", s3=s3, s3_bucket=bucket)
+    else:
+        auth = factory(with_storage)
+        s = StorageServer(auth)
     s.callers["anon"] = Who("anon", auth.anon)
     s.callers["service"] = Who("service", auth.service)
     for name in ("alice", "bob"):
@@ -139,6 +179,20 @@ def make_storage_server(factory: Callable[..., AuthServer]) -> StorageServer:
     return s
 
 
-@pytest.fixture(scope="module")
-def storage(auth_server_factory: Callable[..., AuthServer]) -> Iterator[StorageServer]:  # noqa: F811
-    yield make_storage_server(auth_server_factory)
+def backend_server(
+    request: pytest.FixtureRequest, factory: Callable[..., AuthServer]
+) -> StorageServer:
+    """The server for a fixture parametrized over BACKENDS; moto starts only if needed."""
+    backend: str = request.param
+    s3 = request.getfixturevalue("moto_s3") if backend == "s3" else None
+    return make_storage_server(factory, backend, s3)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def storage(
+    request: pytest.FixtureRequest,
+    auth_server_factory: Callable[..., AuthServer],  # noqa: F811
+) -> Iterator[StorageServer]:
+    s = backend_server(request, auth_server_factory)
+    yield s
+    s.server.stop()  # now, not at the module's end: the other backend's server starts next

@@ -1,7 +1,8 @@
 """What the Storage service needs from the app, and who is calling.
 
 `StorageContext.start` is called by `app.py` at startup: it opens the backend (disk, in the
-data folder, for now) and makes sure the buckets named in the configuration exist.
+data folder, or an S3 bucket: `open_backend`) and makes sure the buckets named in the
+configuration exist.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from supalite.config import Settings, StorageSettings
+from supalite.config import ConfigError, Settings, StorageSettings
 from supalite.db.request import RequestContext, request_transaction
 from supalite.gateway import Claims
 from supalite.storage import sql as S
@@ -69,6 +70,26 @@ def headers_json(headers: Mapping[str, str]) -> str:
     return json.dumps({k: v for k, v in headers.items() if k not in hidden})
 
 
+async def open_backend(settings: Settings) -> Backend:
+    """The configured blob store: the data folder, or a bucket of an S3-compatible service."""
+    st = settings.storage
+    if st.backend != "s3":
+        return DiskBackend(settings.data_dir / "storage")
+    # Imported here: aiobotocore is loaded only by projects that use S3.
+    from supalite.storage.backends.s3 import S3Backend, S3Config
+
+    if not st.s3_bucket:
+        raise ConfigError(
+            "storage backend is s3 but no bucket is set ([storage.s3] bucket or GLOBAL_S3_BUCKET)"
+        )
+    config = S3Config(
+        bucket=st.s3_bucket, endpoint=st.s3_endpoint, region=st.s3_region,
+        force_path_style=st.s3_force_path_style, access_key_id=st.s3_access_key_id,
+        secret_access_key=st.s3_secret_access_key, prefix=st.s3_prefix,
+    )  # fmt: skip
+    return await S3Backend.create(config)
+
+
 @dataclass
 class StorageContext:
     settings: StorageSettings
@@ -103,7 +124,7 @@ class StorageContext:
     async def start(
         cls, settings: Settings, jwt_secret: str, api_pool: asyncpg.Pool, admin_pool: asyncpg.Pool
     ) -> StorageContext:
-        backend = DiskBackend(settings.data_dir / "storage")
+        backend = await open_backend(settings)
         ctx = cls(settings.storage, api_pool, admin_pool, backend, jwt_secret)
         await ctx.seed_buckets()
         ctx._sweeper = asyncio.create_task(ctx._sweep_forever())
