@@ -35,6 +35,9 @@ from supalite.storage.context import StorageContext
 _EXPOSE_HEADERS = [
     "Content-Range", "Range-Unit", "Content-Profile", "Content-Location", "Preference-Applied",
     "Location", "X-Supabase-Api-Version", "x-sb-error-code", "X-Total-Count", "Link",
+    # TUS resumable uploads (Storage): what tus-js-client reads in a browser.
+    "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Tus-Resumable",
+    "Tus-Version", "Tus-Extension", "Tus-Max-Size",
 ]  # fmt: skip
 
 

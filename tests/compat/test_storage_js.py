@@ -4,7 +4,8 @@
 in with passwords, with the folder policy from Supabase's docs on the private bucket: buckets,
 upload (Blob as multipart, strings and bytes raw), info/exists/list, update/upsert, move/copy
 (within and across buckets), remove, public URLs, signed URLs (one, many, another path
-refused), signed upload URLs, size and MIME limits.  Each check is one test here.
+refused), signed upload URLs, size and MIME limits, image transformations.  Each check is one
+test here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CHECKS = [
     "signed_urls",
     "signed_upload",
     "limits",
+    "transform",
 ]
 
 

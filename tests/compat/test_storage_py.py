@@ -219,3 +219,44 @@ def test_configured_bucket_limits(service: Client) -> None:
     assert str(e.status) == "415"
     files.upload("ok.png", b"png", {"content-type": "image/png"})
     assert files.download("ok.png") == b"png"
+
+
+def test_transform(s: StorageServer, service: Client, alice: Client, bob: Client) -> None:
+    """Image transformations through storage3's `transform` option: download (render under
+    RLS), a public URL, and a signed URL whose options are fixed in its token."""
+    import io
+
+    from PIL import Image
+
+    def size(data: bytes) -> tuple[int, int]:
+        return Image.open(io.BytesIO(data)).size
+
+    source = io.BytesIO()
+    Image.new("RGB", (300, 150), (200, 30, 30)).save(source, "JPEG")
+    uid = s["alice"].uid
+    files = alice.storage.from_("private")
+    files.upload(f"{uid}/pic.jpg", source.getvalue(), {"content-type": "image/jpeg"})
+    data = files.download(f"{uid}/pic.jpg", {"transform": {"width": 100, "height": 100}})
+    assert size(data) == (100, 100) and data[:2] == b"\xff\xd8"  # cover, still a JPEG
+    theirs = bob.storage.from_("private")
+    e = _err(lambda: theirs.download(f"{uid}/pic.jpg", {"transform": {"width": 10}}))
+    assert str(e.status) == "404"
+    e = _err(lambda: files.download(f"{uid}/pic.jpg", {"transform": {"quality": 101}}))
+    assert e.message == "querystring/quality must be <= 100"
+
+    service.storage.from_("public-py").upload(
+        "img/pic.jpg", source.getvalue(), {"content-type": "image/jpeg"}
+    )
+    url = service.storage.from_("public-py").get_public_url(
+        "img/pic.jpg", {"transform": {"width": 60, "height": 60, "resize": "contain"}}
+    )
+    assert "/render/image/public/public-py/img/pic.jpg?" in url
+    got = httpx.get(url, headers={"accept": "image/webp"})
+    assert got.headers["content-type"] == "image/webp" and size(got.content) == (60, 30)
+
+    signed = files.create_signed_url(
+        f"{uid}/pic.jpg", 60, {"transform": {"width": 40, "resize": "fill", "format": "origin"}}
+    )
+    assert "/render/image/sign/private/" in signed["signedURL"]
+    got = httpx.get(signed["signedURL"], headers={"accept": "image/webp"})
+    assert got.headers["content-type"] == "image/jpeg" and size(got.content) == (40, 20)

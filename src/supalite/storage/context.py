@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -97,6 +98,9 @@ class StorageContext:
     admin_pool: asyncpg.Pool
     backend: Backend
     jwt_secret: str
+    # Where unfinished TUS uploads are staged: the data folder, whatever the backend, so every
+    # process sharing it can append to any upload (`tus.py`).
+    tus_dir: Path | None = None
     _sweeper: asyncio.Task[None] | None = None
 
     @asynccontextmanager
@@ -125,7 +129,8 @@ class StorageContext:
         cls, settings: Settings, jwt_secret: str, api_pool: asyncpg.Pool, admin_pool: asyncpg.Pool
     ) -> StorageContext:
         backend = await open_backend(settings)
-        ctx = cls(settings.storage, api_pool, admin_pool, backend, jwt_secret)
+        ctx = cls(settings.storage, api_pool, admin_pool, backend, jwt_secret,
+                  tus_dir=settings.data_dir / "storage" / "tus")  # fmt: skip
         await ctx.seed_buckets()
         ctx._sweeper = asyncio.create_task(ctx._sweep_forever())
         return ctx
@@ -157,8 +162,11 @@ class StorageContext:
             await conn.execute(S.FORGET_BLOBS, versions)
 
     async def sweep(self, grace: float = SWEEP_GRACE, batch: int = 1000) -> int:
-        """Remove blobs no object names (older than `grace` seconds); how many."""
-        removed = 0
+        """Remove blobs no object names (older than `grace` seconds), and expired TUS
+        uploads; how many."""
+        from supalite.storage import tus  # here: tus builds on this module
+
+        removed = await tus.sweep_expired(self)
         while True:
             async with self.admin() as conn:
                 rows = await conn.fetch(S.ORPHAN_BLOBS, grace, batch)

@@ -109,7 +109,8 @@ def _pg(e: asyncpg.PostgresError) -> E.StorageError:
 # ------------------------------------------------------------------------------ uploads
 
 
-async def _bucket_limits(ctx: StorageContext, bucket_id: str) -> asyncpg.Record:
+async def bucket_limits(ctx: StorageContext, bucket_id: str) -> asyncpg.Record:
+    """The bucket's limits (NoSuchBucket if there is none), as the storage superuser."""
     async with ctx.admin() as conn:
         bucket = await conn.fetchrow(S.BUCKET_LIMITS, bucket_id)
     if bucket is None:
@@ -180,12 +181,9 @@ async def upload(
     check: bool = True,
 ) -> dict[str, Any]:
     check_key(name)
-    bucket = await _bucket_limits(ctx, bucket_id)
-    placeholder = name.endswith(EMPTY_FOLDER)
-    max_size = 0 if placeholder else ctx.size_limit(bucket["file_size_limit"])
+    bucket = await bucket_limits(ctx, bucket_id)
     body = await read_upload(headers, stream)
-    if not placeholder:
-        check_mime(body.mimetype, bucket["allowed_mime_types"] or ctx.settings.allowed_mime_types)
+    max_size = type_and_size_limit(ctx, bucket, name, body.mimetype)
     if body.declared_length is not None and body.declared_length > max_size:
         raise E.entity_too_large()
     if check:
@@ -204,20 +202,53 @@ async def upload(
     except BaseException:
         await ctx.delete_blobs([version])
         raise
+    return await commit_upload(
+        ctx, caller, bucket_id, name, version=version, size=stored.size,
+        mimetype=body.mimetype, cache_control=body.cache_control,
+        user_metadata=body.user_metadata, upsert=upsert,
+    )  # fmt: skip
+
+
+def type_and_size_limit(
+    ctx: StorageContext, bucket: asyncpg.Record, name: str, mimetype: str
+) -> int:
+    """Refuse a type outside the bucket's (or the global) allow-list; the size limit of an
+    upload of `name` (0 for a folder placeholder, which never has a type or bytes)."""
+    if name.endswith(EMPTY_FOLDER):
+        return 0
+    check_mime(mimetype, bucket["allowed_mime_types"] or ctx.settings.allowed_mime_types)
+    return ctx.size_limit(bucket["file_size_limit"])
+
+
+async def commit_upload(
+    ctx: StorageContext,
+    caller: Caller,
+    bucket_id: str,
+    name: str,
+    *,
+    version: str,
+    size: int,
+    mimetype: str,
+    cache_control: str,
+    user_metadata: dict[str, Any] | None,
+    upsert: bool,
+) -> dict[str, Any]:
+    """Commit the row naming a stored blob, in the caller's role: the object appears now.  A
+    refused commit deletes the new blob; a successful one the blob it replaced."""
     metadata = {
         "eTag": etag_for(version),
-        "size": stored.size,
-        "mimetype": body.mimetype,
-        "cacheControl": body.cache_control,
+        "size": size,
+        "mimetype": mimetype,
+        "cacheControl": cache_control,
         "lastModified": _now_iso(),
-        "contentLength": stored.size,
+        "contentLength": size,
         "httpStatusCode": 200,
     }
     try:
         async with ctx.tx(caller) as conn:
             object_id, replaced = await _write_row(
                 conn, upsert=upsert, bucket_id=bucket_id, name=name, owner=caller.owner,
-                metadata=metadata, user_metadata=body.user_metadata, version=version,
+                metadata=metadata, user_metadata=user_metadata, version=version,
             )  # fmt: skip
     except BaseException as e:
         await ctx.delete_blobs([version])
@@ -266,10 +297,17 @@ async def find_public(ctx: StorageContext, bucket_id: str, name: str) -> ObjectR
 
 def verify_download(ctx: StorageContext, bucket_id: str, name: str, token: str | None) -> int:
     """The expiry (unix seconds) of a download token good for this object."""
+    return int(download_claims(ctx, bucket_id, name, token)["exp"])
+
+
+def download_claims(
+    ctx: StorageContext, bucket_id: str, name: str, token: str | None
+) -> dict[str, Any]:
+    """The claims of a download token good for this object (a signed render URL reads its
+    transformations from them)."""
     if not token:
         raise E.invalid_request("querystring must have required property 'token'")
-    claims = signing.verify(ctx.jwt_secret, token, f"{bucket_id}/{name}", signing.DOWNLOAD)
-    return int(claims["exp"])
+    return signing.verify(ctx.jwt_secret, token, f"{bucket_id}/{name}", signing.DOWNLOAD)
 
 
 async def open_blob(ctx: StorageContext, obj: ObjectRow) -> Blob:
@@ -575,15 +613,20 @@ async def remove_one(
 
 
 async def sign_one(
-    ctx: StorageContext, caller: Caller, bucket_id: str, name: str, body: Any
-) -> dict[str, Any]:
+    ctx: StorageContext, caller: Caller, bucket_id: str, name: str, body: Any,
+    transform: Callable[[Any], dict[str, str]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """`transform` turns the body's `transform` into token claims (image transformations);
+    with any, the URL is a `/render/image/sign/` one, as Supabase signs it."""
     if not isinstance(body, dict) or "expiresIn" not in body:
         raise E.invalid_request("body must have required property 'expiresIn'")
     lifetime = signing.expires_in(body["expiresIn"])
+    extra = transform(body.get("transform")) if transform is not None else {}
     await find_as_caller(ctx, caller, bucket_id, name)
     url = f"{bucket_id}/{name}"
-    token = signing.sign(ctx.jwt_secret, url, signing.DOWNLOAD, lifetime)
-    return {"signedURL": f"/object/sign/{url}?token={token}"}
+    token = signing.sign(ctx.jwt_secret, url, signing.DOWNLOAD, lifetime, **extra)
+    path = "/render/image/sign/" if extra else "/object/sign/"
+    return {"signedURL": f"{path}{url}?token={token}"}
 
 
 async def sign_many(
@@ -622,7 +665,7 @@ async def sign_upload(
     ctx: StorageContext, caller: Caller, bucket_id: str, name: str, headers: Mapping[str, str]
 ) -> dict[str, Any]:
     check_key(name)
-    await _bucket_limits(ctx, bucket_id)
+    await bucket_limits(ctx, bucket_id)
     upsert = headers.get("x-upsert", "").lower() == "true"
     await check_can_write(
         ctx, caller, bucket_id, name, upsert=upsert, metadata={}, user_metadata=None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Receive
 
 from supalite.gateway import Claims, GatewayError
-from supalite.storage import buckets, objects
+from supalite.storage import buckets, objects, transform, tus
 from supalite.storage import errors as E
 from supalite.storage.context import Caller, StorageContext, headers_json
 
@@ -327,7 +327,11 @@ async def object_sign(request: Request) -> Response:
     bucket_id, name = request.path_params["bucket"], request.path_params["path"]
     if request.method == "POST":
         body = await _read_json(request)
-        return _json(await objects.sign_one(ctx, _caller(request), bucket_id, name, body))
+        return _json(
+            await objects.sign_one(
+                ctx, _caller(request), bucket_id, name, body, transform=transform.sign_claims
+            )
+        )
     token = request.query_params.get("token")
     exp = objects.verify_download(ctx, bucket_id, name, token)
     return await _send_object(
@@ -363,6 +367,253 @@ async def object_info(request: Request) -> Response:
 async def object_info_public(request: Request) -> Response:
     bucket_id, name = request.path_params["bucket"], request.path_params["path"]
     return _info_response(await objects.find_public(_ctx(request), bucket_id, name))
+
+
+# ------------------------------------------------------------------------------ render
+
+
+def _renderer(request: Request) -> transform.ImageRenderer:
+    """One per app, made on first use: its cache lives in the data folder, outside the
+    blob store (`storage/`), so it never counts as stored bytes."""
+    state = request.app.state
+    renderer: transform.ImageRenderer | None = getattr(state, "image_renderer", None)
+    if renderer is None:
+        renderer = transform.ImageRenderer(state.runtime.settings.data_dir / "render-cache")
+        state.image_renderer = renderer
+    return renderer
+
+
+async def _send_render(
+    request: Request,
+    find: Callable[[], Awaitable[objects.ObjectRow]],
+    options: transform.Options,
+    *,
+    expires: int | None = None,
+) -> Response:
+    """`find` is the matching `/object/…` download's own access check."""
+    out = await _renderer(request).render(
+        _ctx(request), find, options, request.headers.get("accept", "")
+    )
+    obj = out.obj
+    headers = {"Accept-Ranges": "bytes", "X-Robots-Tag": "none", "Vary": "Accept"}
+    if obj.etag:
+        headers["ETag"] = obj.etag  # the source's, as Supabase sends it
+    last_modified = _http_date(obj.metadata.get("lastModified") or obj.updated_at)
+    if last_modified:
+        headers["Last-Modified"] = last_modified
+    if expires is not None:
+        headers["Expires"] = email.utils.formatdate(expires, usegmt=True)
+    else:
+        headers["Cache-Control"] = obj.cache_control
+    if options.segments():
+        headers["X-Transformations"] = ",".join(options.segments())
+    disposition = _disposition(request.query_params.get("download"))
+    if disposition:
+        headers["Content-Disposition"] = disposition
+    return Response(out.data, headers=headers, media_type=out.mimetype)
+
+
+def _render_options(request: Request) -> transform.Options:
+    return transform.parse_options(request.query_params, "querystring", transform.Limits())
+
+
+@handler
+async def render_authenticated(request: Request) -> Response:
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    ctx, caller = _ctx(request), _caller(request)
+    options = _render_options(request)
+    return await _send_render(
+        request, lambda: objects.find_as_caller(ctx, caller, bucket_id, name), options
+    )
+
+
+@handler
+async def render_public(request: Request) -> Response:
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    ctx, options = _ctx(request), _render_options(request)
+    return await _send_render(request, lambda: objects.find_public(ctx, bucket_id, name), options)
+
+
+@handler
+async def render_sign(request: Request) -> Response:
+    """The options are the token's, fixed when it was signed (the query's are ignored)."""
+    ctx = _ctx(request)
+    bucket_id, name = request.path_params["bucket"], request.path_params["path"]
+    claims = objects.download_claims(ctx, bucket_id, name, request.query_params.get("token"))
+    options = transform.options_from_token(
+        str(claims.get("transformations") or ""), claims.get("format"), transform.Limits()
+    )
+    return await _send_render(
+        request, lambda: objects.find_as_admin(ctx, bucket_id, name), options,
+        expires=int(claims["exp"]),
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ TUS
+
+
+def _tus_text(status: int, body: str = "", headers: dict[str, str] | None = None) -> Response:
+    h = {"Tus-Resumable": tus.TUS_VERSION, **(headers or {})}
+    if status == 204 or not body:
+        return Response(status_code=status, headers=h)
+    return Response(body, status_code=status, headers=h, media_type="text/plain")
+
+
+def tus_handler(fn: Callable[[Request, Caller], Awaitable[Response]]) -> Handler:
+    """A TUS request: the JWT is checked first (Supabase's JSON errors), then the protocol's
+    errors travel as `@tus/server` sends them: the real HTTP status and a plain-text body (for
+    Storage's own errors, their message, as Supabase's `getTusError`)."""
+
+    @handler
+    async def wrapped(request: Request) -> Response:
+        caller = _caller(request)
+        if request.headers.get("tus-resumable") is None:
+            return _tus_text(412, "Tus-Resumable Required\n")
+        if request.headers["tus-resumable"] != tus.TUS_VERSION:
+            return _tus_text(412, "Unsupported version\n", {"Tus-Version": tus.TUS_VERSION})
+        try:
+            return await fn(request, caller)
+        except tus.TusError as e:
+            return _tus_text(e.status, e.body, e.headers)
+        except E.StorageError as e:
+            return _tus_text(e.status, e.message, e.headers)
+
+    return wrapped
+
+
+def _tus_int(request: Request, name: str) -> int | None:
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise tus.TusError(400, f"Invalid {name}\n")
+    return int(value)
+
+
+def _tus_location(request: Request, url_id: str) -> str:
+    # Behind a proxy, the address the client used (as Supabase's respectForwardedHeaders).
+    proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+    host = request.headers.get("x-forwarded-host", "").split(",")[0].strip()
+    proto = proto or request.url.scheme
+    host = host or request.headers.get("host") or request.url.netloc
+    return f"{proto}://{host}{request.url.path.rstrip('/')}/{url_id}"
+
+
+def _tus_progress(up: tus.Upload) -> dict[str, str]:
+    headers = {"Upload-Offset": str(up.offset)}
+    if up.done:
+        headers["Tus-Complete"] = "1"
+    else:
+        headers["Upload-Expires"] = email.utils.format_datetime(up.expires_at, usegmt=True)
+    return headers
+
+
+async def _tus_append(
+    request: Request, caller: Caller, up: tus.Upload, offset: int, declared: int | None
+) -> tus.Upload:
+    """Append the body (`declared` bytes; None: no body) to an upload this request holds."""
+    with_body = declared is not None
+    body = Body(request.receive)
+    chunks: AsyncIterable[bytes] = body if with_body else _no_bytes()
+    try:
+        return await tus.append(_ctx(request), caller, up, offset, declared, chunks)
+    except (tus.TusError, E.StorageError) as e:
+        # Let the client read the answer instead of a reset connection (see `_upload`).
+        if with_body and not body.done and not await body.drain(DRAIN_LIMIT):
+            e.headers["Connection"] = "close"
+        raise
+
+
+async def _no_bytes() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+async def _tus_create(request: Request, caller: Caller) -> Response:
+    h = request.headers
+    if "upload-concat" in h:
+        raise tus.TusError(501, "Concatenation extension is not (yet) supported.\n")
+    if "upload-defer-length" in h:
+        raise tus.TusError(501, "creation-defer-length extension is not (yet) supported.\n")
+    length = _tus_int(request, "upload-length")
+    if length is None:
+        raise tus.invalid_length()
+    with_body = h.get("content-type") == tus.OFFSET_CONTENT_TYPE
+    declared = (_tus_int(request, "content-length") or 0) if with_body else None
+    up = await tus.create(
+        _ctx(request), caller, length=length, metadata_header=h.get("upload-metadata"),
+        upsert=h.get("x-upsert", "") == "true",
+    )  # fmt: skip
+    headers = {"Location": _tus_location(request, up.url_id)}
+    up = await _tus_append(request, caller, up, 0, declared)
+    progress = _tus_progress(up)
+    if not with_body:
+        progress.pop("Upload-Offset")
+    return _tus_text(201, "", {**headers, **progress})
+
+
+@tus_handler
+async def tus_collection(request: Request, caller: Caller) -> Response:
+    return await _tus_create(request, caller)
+
+
+@tus_handler
+async def tus_item(request: Request, caller: Caller) -> Response:
+    ctx, url_id = _ctx(request), request.path_params["upload_id"]
+    method = request.headers.get("x-http-method-override", request.method).upper()
+    if method == "HEAD":
+        up = await tus.info(ctx, caller, url_id)
+        headers = {"Cache-Control": "no-store", "Upload-Offset": str(up.offset),
+                   "Upload-Length": str(up.length)}  # fmt: skip
+        if up.metadata_header is not None:
+            headers["Upload-Metadata"] = up.metadata_header
+        return _tus_text(200, "", headers)
+    if method == "DELETE":
+        await tus.terminate(ctx, caller, url_id)
+        return _tus_text(204)
+    if method == "POST":  # a create posted to the upload's own URL, as Supabase accepts
+        return await _tus_create(request, caller)
+    offset = _tus_int(request, "upload-offset")
+    if offset is None:
+        raise tus.TusError(403, "Upload-Offset header required\n")
+    ctype = request.headers.get("content-type")
+    if ctype is None:
+        raise tus.TusError(403, "Content-Type header required\n")
+    if ctype != tus.OFFSET_CONTENT_TYPE:
+        raise tus.TusError(400, "Invalid content-type\n")
+    declared = _tus_int(request, "content-length") or 0
+    up = await tus.claim(ctx, caller, url_id)
+    up = await _tus_append(request, caller, up, offset, declared)
+    return _tus_text(204, "", _tus_progress(up))
+
+
+async def tus_options(request: Request) -> Response:
+    """The protocol's discovery (no credentials needed, as on Supabase)."""
+    return _tus_text(204, "", {
+        "Tus-Version": tus.TUS_VERSION,
+        "Tus-Extension": tus.EXTENSIONS,
+        "Tus-Max-Size": str(_ctx(request).global_limit),
+        "Access-Control-Allow-Methods": "POST, HEAD, PATCH, OPTIONS, DELETE",
+        "Access-Control-Allow-Headers": TUS_ALLOW_HEADERS,
+        "Access-Control-Max-Age": "86400",
+    })  # fmt: skip
+
+
+TUS_ALLOW_HEADERS = ", ".join([
+    "Authorization", "Content-Type", "Location", "Tus-Extension", "Tus-Max-Size",
+    "Tus-Resumable", "Tus-Version", "Upload-Concat", "Upload-Defer-Length", "Upload-Length",
+    "Upload-Metadata", "Upload-Offset", "X-HTTP-Method-Override", "X-Requested-With",
+    "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Upsert", "Upload-Expires",
+    "ApiKey", "x-signature",
+])  # fmt: skip
+
+
+async def tus_dispatch(request: Request) -> Response:
+    if request.method == "OPTIONS":
+        return await tus_options(request)
+    if "upload_id" in request.path_params:
+        return await tus_item(request)
+    return await tus_collection(request)
 
 
 # ------------------------------------------------------------------------------ the rest
@@ -407,6 +658,10 @@ async def storage_health(request: Request) -> Response:
 
 routes = [
     Route("/status", storage_health, methods=["GET"]),
+    Route("/upload/resumable", tus_dispatch, methods=["POST", "OPTIONS"]),
+    Route("/upload/resumable/", tus_dispatch, methods=["POST", "OPTIONS"]),
+    Route("/upload/resumable/{upload_id}", tus_dispatch,
+          methods=["HEAD", "PATCH", "DELETE", "POST", "OPTIONS"]),
     Route("/bucket", bucket_collection, methods=["GET", "POST"]),
     Route("/bucket/", bucket_collection, methods=["GET", "POST"]),
     Route("/bucket/{bucket}/empty", bucket_empty, methods=["POST"]),
@@ -427,4 +682,8 @@ routes = [
     Route("/object/{bucket}/{path:path}", object_item,
           methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     Route("/object/{bucket}", object_remove_many, methods=["DELETE"]),
+    Route("/render/image/authenticated/{bucket}/{path:path}", render_authenticated,
+          methods=["GET"]),
+    Route("/render/image/public/{bucket}/{path:path}", render_public, methods=["GET"]),
+    Route("/render/image/sign/{bucket}/{path:path}", render_sign, methods=["GET"]),
 ]  # fmt: skip

@@ -193,3 +193,49 @@ select b.version from _supalite.storage_blobs b
 where b.created_at < now() - make_interval(secs => $1)
   and not exists (select 1 from storage.objects o where o.version = b.version)
 limit $2"""
+
+# ------------------------------------------------------------------------------ TUS uploads
+# Resumable uploads (`tus.py`).  One request at a time appends to an upload: it holds a lease
+# (a token and a deadline, renewed while it streams) instead of a lock, so no database
+# connection is held while bytes arrive, and a lease a crashed process held simply runs out.
+
+TUS_COLUMNS = """id, bucket_id, name, version, upload_length, upload_offset, upload_metadata,
+  mimetype, cache_control, user_metadata, upsert, role, owner_id, done, lease,
+  lease_until > now() as leased, expires_at, expires_at <= now() as expired"""
+
+# $13: the creating request's lease (it may carry the first bytes), $14 its seconds, $15 the
+# upload's lifetime in seconds.
+TUS_CREATE = f"""
+insert into _supalite.storage_tus_uploads (id, bucket_id, name, version, upload_length,
+  upload_metadata, mimetype, cache_control, user_metadata, upsert, role, owner_id, lease,
+  lease_until, expires_at)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13,
+        now() + make_interval(secs => $14), now() + make_interval(secs => $15))
+returning {TUS_COLUMNS}"""
+
+TUS_GET = f"select {TUS_COLUMNS} from _supalite.storage_tus_uploads where id = $1"
+
+TUS_CLAIM = f"""
+update _supalite.storage_tus_uploads
+set lease = $2, lease_until = now() + make_interval(secs => $3)
+where id = $1 and (lease is null or lease_until <= now())
+returning {TUS_COLUMNS}"""
+
+TUS_RENEW = """
+update _supalite.storage_tus_uploads set lease_until = now() + make_interval(secs => $3)
+where id = $1 and lease = $2"""
+
+TUS_RELEASE = """
+update _supalite.storage_tus_uploads
+set upload_offset = $3, done = $4, lease = null, lease_until = null
+where id = $1 and lease = $2"""
+
+TUS_DELETE = "delete from _supalite.storage_tus_uploads where id = $1 and lease = $2"
+
+# Expired uploads no live request is appending to; their staging files go with them.
+TUS_EXPIRED = """
+delete from _supalite.storage_tus_uploads where id in (
+  select id from _supalite.storage_tus_uploads
+  where expires_at <= now() and (lease is null or lease_until <= now())
+  limit $1 for update skip locked)
+returning version"""

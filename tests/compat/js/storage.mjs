@@ -8,6 +8,7 @@
 
 import { createClient } from '@supabase/supabase-js'
 import ws from 'ws'
+import { deflateSync, crc32 } from 'node:zlib'
 
 const env = process.env
 const URL_ = env.SUPABASE_URL
@@ -52,6 +53,31 @@ function fails({ data, error }, statusCode, what) {
 }
 
 const text = async (blob) => (blob instanceof Blob ? await blob.text() : String(blob))
+
+// A w×h grey PNG, built here (Node has no image library): signature, IHDR, IDAT, IEND.
+function png(w, h) {
+  const chunk = (type, data) => {
+    const out = Buffer.alloc(12 + data.length)
+    out.writeUInt32BE(data.length, 0)
+    out.write(type, 4, 'latin1')
+    data.copy(out, 8)
+    out.writeUInt32BE(crc32(out.subarray(4, 8 + data.length)), 8 + data.length)
+    return out
+  }
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 0 // 8-bit grey
+  const rows = Buffer.alloc((w + 1) * h, 128)
+  for (let y = 0; y < h; y++) rows[y * (w + 1)] = 0 // filter byte: none
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))])
+}
+
+// [width, height] of PNG bytes (IHDR), or null if they are not a PNG.
+function pngSize(buf) {
+  const b = Buffer.from(buf)
+  if (b.length < 24 || b.toString('latin1', 12, 16) !== 'IHDR') return null
+  return [b.readUInt32BE(16), b.readUInt32BE(20)]
+}
 
 const service = client(SERVICE)
 const anon = client(ANON)
@@ -244,6 +270,38 @@ const checks = {
     ok(await files.upload('ok.png', new Blob(['png'], { type: 'image/png' })), 'allowed')
     const missing = fails(await service.storage.from('private').download('no/such.txt'), '404', 'missing')
     expect(missing.code === 'NoSuchKey', 'NoSuchKey', missing)
+  },
+
+  async transform() {
+    const src = new Blob([png(300, 150)], { type: 'image/png' })
+    ok(await service.storage.from('public-js').upload('img/grey.png', src), 'upload public png')
+    const mine = alice.c.storage.from('private')
+    const p = `${alice.uid}/grey.png`
+    ok(await mine.upload(p, src), 'upload private png')
+    // download with transform: /render/image/authenticated/…, under RLS.
+    const dl = ok(await mine.download(p, { transform: { width: 100, format: 'origin' } }), 'render dl')
+    const dlSize = pngSize(await dl.arrayBuffer())
+    expect(dlSize?.[0] === 100 && dlSize?.[1] === 50, 'rendered download 100×50', dlSize)
+    fails(await bob.c.storage.from('private').download(p, { transform: { width: 10 } }), '404', 'bob renders')
+    // getPublicUrl with transform: /render/image/public/…, and WebP when the client takes it.
+    const { data } = anon.storage.from('public-js').getPublicUrl('img/grey.png',
+      { transform: { width: 60, height: 60, resize: 'contain', quality: 50 } })
+    expect(data.publicUrl.includes('/render/image/public/public-js/img/grey.png?'), 'public url', data)
+    const r = await fetch(data.publicUrl)
+    expect(r.status === 200 && r.headers.get('content-type') === 'image/png', 'public render', r.status)
+    const pubSize = pngSize(await r.arrayBuffer())
+    expect(pubSize?.[0] === 60 && pubSize?.[1] === 30, 'contain 60×30', pubSize)
+    const w = await fetch(data.publicUrl, { headers: { accept: 'image/webp,*/*' } })
+    expect(w.headers.get('content-type') === 'image/webp', 'webp negotiated', w.headers.get('content-type'))
+    // createSignedUrl with transform: signed, then served from /render/image/sign/….
+    const { signedUrl } = ok(await mine.createSignedUrl(p, 60,
+      { transform: { width: 30, height: 30, format: 'origin' } }), 'sign render')
+    expect(signedUrl.includes('/render/image/sign/private/'), 'signed render url', signedUrl)
+    const sr = await fetch(signedUrl)
+    const sSize = pngSize(await sr.arrayBuffer())
+    expect(sSize?.[0] === 30 && sSize?.[1] === 30, 'cover 30×30', sSize)
+    const bad = fails(await mine.download(p, { transform: { quality: 5 } }), '400', 'quality 5')
+    expect(bad.message === 'querystring/quality must be >= 20', 'quality message', bad.message)
   },
 }
 

@@ -1,0 +1,400 @@
+"""TUS resumable uploads (`/storage/v1/upload/resumable`) over HTTP, on both backends: create,
+PATCH in chunks, HEAD the offset, creation-with-upload, resume after a connection dropped
+mid-PATCH, a wrong offset (409), terminate, and the checks of a plain upload at creation (RLS
+folder policy, bucket size limit, MIME allow-list, x-upsert) — each refusal leaving nothing
+behind: no upload row, no staged bytes, no blob.  Last, a restart resumes an upload and sweeps
+expired ones."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.helpers import LiveServer
+from tests.storage.conftest import FOLDER_POLICY, StorageServer, storage_error
+
+TUS = {"Tus-Resumable": "1.0.0"}
+OFFSET_TYPE = {"Content-Type": "application/offset+octet-stream"}
+
+
+@pytest.fixture(scope="module")
+def s(storage: StorageServer) -> StorageServer:
+    for body in (
+        {"name": "docs"},
+        {"name": "private"},
+        {"name": "limited", "file_size_limit": 1000, "allowed_mime_types": ["text/plain"]},
+    ):
+        r = storage.call("service", "POST", "/bucket", json=body)
+        assert r.status_code == 200, r.text
+    storage.auth.script(FOLDER_POLICY)
+    return storage
+
+
+def meta(**kv: str) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in kv.items())
+
+
+def create(
+    s: StorageServer, who: str, bucket: str, name: str, length: int, *,
+    content_type: str = "text/plain", upsert: bool | None = None, body: bytes | None = None,
+    **more: str,
+) -> httpx.Response:  # fmt: skip
+    headers = {**TUS, "Upload-Length": str(length),
+               "Upload-Metadata": meta(bucketName=bucket, objectName=name,
+                                       contentType=content_type, **more)}  # fmt: skip
+    if upsert is not None:
+        headers["x-upsert"] = "true" if upsert else "false"
+    if body is not None:
+        headers.update(OFFSET_TYPE)
+    return s.call(who, "POST", "/upload/resumable", headers=headers, content=body)
+
+
+def at(location: str) -> str:
+    """The upload's path under /storage/v1 (the server may restart; its address stays)."""
+    path = urlsplit(location).path
+    assert path.startswith("/storage/v1/upload/resumable/"), location
+    return path.removeprefix("/storage/v1")
+
+
+def patch(s: StorageServer, who: str, location: str, offset: int, data: bytes) -> httpx.Response:
+    headers = {**TUS, **OFFSET_TYPE, "Upload-Offset": str(offset)}
+    return s.call(who, "PATCH", at(location), headers=headers, content=data)
+
+
+def head(s: StorageServer, who: str, location: str) -> httpx.Response:
+    return s.call(who, "HEAD", at(location), headers=TUS)
+
+
+def upload_id(location: str) -> str:
+    token = location.rsplit("/", 1)[1]
+    return base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+
+
+def staging_dir(s: StorageServer) -> Path:
+    return s.server.project / "supabase" / ".supalite" / "storage" / "tus"
+
+
+def staged(s: StorageServer) -> list[str]:
+    d = staging_dir(s)
+    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+def tus_rows(s: StorageServer) -> list[str]:
+    return [r["id"] for r in s.auth.sql("select id from _supalite.storage_tus_uploads")]
+
+
+def unfinished(s: StorageServer) -> list[str]:
+    return [
+        r["id"] for r in s.auth.sql("select id from _supalite.storage_tus_uploads where not done")
+    ]
+
+
+def blobs(s: StorageServer) -> list[str]:
+    """The backend's blobs (on disk the staging folder is beside them: not counted here)."""
+    return [f for f in s.blob_files() if not f.startswith("tus/")]
+
+
+class Leftovers:
+    """What an upload may leave: rows, staged files, blobs — the same after a refusal."""
+
+    def __init__(self, s: StorageServer) -> None:
+        self.s = s
+        self.before = self.now()
+
+    def now(self) -> tuple[list[str], list[str], list[str]]:
+        return tus_rows(self.s), staged(self.s), blobs(self.s)
+
+    def unchanged(self) -> None:
+        assert self.now() == self.before
+
+
+def test_options_advertises_the_protocol(s: StorageServer) -> None:
+    r = s.http.request("OPTIONS", "/storage/v1/upload/resumable")
+    assert r.status_code == 204, r.text
+    assert r.headers["tus-resumable"] == "1.0.0"
+    assert r.headers["tus-version"] == "1.0.0"
+    assert r.headers["tus-extension"] == "creation,creation-with-upload,termination,expiration"
+    assert r.headers["tus-max-size"] == str(5 * 1024 * 1024)
+
+
+def test_create_patch_in_chunks_and_head(s: StorageServer) -> None:
+    data = os.urandom(300_000)
+    user_md = json.dumps({"k": "v"})
+    r = create(s, "service", "docs", "tus/big.bin", len(data), content_type="application/pdf",
+               cacheControl="3600", metadata=user_md)  # fmt: skip
+    assert r.status_code == 201, r.text
+    loc = r.headers["location"]
+    assert loc.startswith(s.url + "/storage/v1/upload/resumable/")
+    uid = upload_id(loc)
+    bucket_name, _, version = uid.rpartition("/")
+    assert bucket_name == "docs/tus/big.bin" and str(uuid.UUID(version)) == version
+    assert "upload-offset" not in r.headers and r.headers["upload-expires"].endswith("GMT")
+    h = head(s, "service", loc)
+    assert h.status_code == 200
+    assert (h.headers["upload-offset"], h.headers["upload-length"]) == ("0", "300000")
+    assert h.headers["cache-control"] == "no-store"
+    assert h.headers["upload-metadata"] == r.request.headers["upload-metadata"]
+    for offset in (0, 100_000, 200_000):
+        if offset == 200_000:
+            # Not there until the last byte.
+            assert "tus/big.bin" not in s.rows("docs")
+            storage_error(s.download("service", "docs", "tus/big.bin"), "404")
+        p = patch(s, "service", loc, offset, data[offset : offset + 100_000])
+        assert p.status_code == 204, p.text
+        assert p.headers["upload-offset"] == str(offset + 100_000)
+        assert p.headers["tus-resumable"] == "1.0.0"
+        if offset < 200_000:
+            assert head(s, "service", loc).headers["upload-offset"] == str(offset + 100_000)
+    assert p.headers["tus-complete"] == "1" and "upload-expires" not in p.headers
+    d = s.download("service", "docs", "tus/big.bin")
+    assert d.status_code == 200 and d.content == data
+    info = s.call("service", "GET", "/object/info/docs/tus/big.bin").json()
+    assert info["content_type"] == "application/pdf" and info["size"] == len(data)
+    assert info["cache_control"] == "max-age=3600" and info["metadata"] == {"k": "v"}
+    assert info["version"] == version  # the upload id's version names the blob
+    # A finished upload still answers HEAD (complete) until it expires; its bytes are unstaged.
+    assert head(s, "service", loc).headers["upload-offset"] == "300000"
+    assert version not in staged(s) and uid not in unfinished(s)
+    # ...and cannot be terminated.
+    t = s.call("service", "DELETE", at(loc), headers=TUS)
+    assert t.status_code == 400 and "completed" in t.text
+
+
+def test_creation_with_upload(s: StorageServer) -> None:
+    r = create(s, "service", "docs", "tus/whole.txt", 5, body=b"hello")
+    assert r.status_code == 201, r.text
+    assert r.headers["upload-offset"] == "5" and r.headers["tus-complete"] == "1"
+    assert s.download("service", "docs", "tus/whole.txt").content == b"hello"
+    r = create(s, "service", "docs", "tus/part.txt", 11, body=b"hello")
+    assert r.status_code == 201 and r.headers["upload-offset"] == "5"
+    assert "tus/part.txt" not in s.rows("docs")
+    p = patch(s, "service", r.headers["location"], 5, b" world")
+    assert p.status_code == 204 and p.headers["upload-offset"] == "11"
+    assert s.download("service", "docs", "tus/part.txt").content == b"hello world"
+    # An empty object is complete at creation.
+    r = create(s, "service", "docs", "tus/empty.txt", 0)
+    assert r.status_code == 201 and r.headers["tus-complete"] == "1"
+    assert s.download("service", "docs", "tus/empty.txt").content == b""
+
+
+def test_wrong_offset_is_409_and_changes_nothing(s: StorageServer) -> None:
+    r = create(s, "service", "docs", "tus/offset.txt", 10, body=b"abc")
+    loc = r.headers["location"]
+    for wrong in (0, 5):
+        p = patch(s, "service", loc, wrong, b"xyz")
+        assert p.status_code == 409 and p.text == "Upload-Offset conflict\n"
+    assert head(s, "service", loc).headers["upload-offset"] == "3"
+    assert patch(s, "service", loc, 3, b"defghij").status_code == 204
+    assert s.download("service", "docs", "tus/offset.txt").content == b"abcdefghij"
+
+
+def _send_partial_patch(s: StorageServer, location: str, who: str, declared: int, part: bytes,
+                        watch: Path) -> None:  # fmt: skip
+    """A PATCH declaring `declared` bytes that sends only `part` and then drops the connection
+    — once the server has staged all of `part` (so what it must keep is known exactly)."""
+    u = urlsplit(s.url)
+    headers = {**s[who].headers(), **TUS, **OFFSET_TYPE, "Upload-Offset": "0",
+               "Content-Length": str(declared), "Host": u.netloc}  # fmt: skip
+    head_lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = f"PATCH /storage/v1{at(location)} HTTP/1.1\r\n{head_lines}\r\n".encode()
+    with socket.create_connection((u.hostname, u.port)) as sock:
+        sock.sendall(request + part)
+        deadline = time.monotonic() + 30
+        while not (watch.exists() and watch.stat().st_size == len(part)):
+            assert time.monotonic() < deadline, "the server never staged the bytes sent"
+            time.sleep(0.02)
+        # Closing here drops the connection in the middle of the PATCH's body.
+
+
+def test_resume_after_a_dropped_connection(s: StorageServer) -> None:
+    data = os.urandom(200_000)
+    r = create(s, "alice", "private", f"{s['alice'].uid}/resumed.bin", len(data),
+               content_type="application/octet-stream")  # fmt: skip
+    assert r.status_code == 201, r.text
+    loc = r.headers["location"]
+    version = upload_id(loc).rpartition("/")[2]
+    _send_partial_patch(s, loc, "alice", len(data), data[:70_000], staging_dir(s) / version)
+    # HEAD waits for the dropped PATCH to finish keeping what arrived, then tells it.
+    h = head(s, "alice", loc)
+    assert h.status_code == 200 and h.headers["upload-offset"] == "70000"
+    assert f"{s['alice'].uid}/resumed.bin" not in s.rows("private")
+    p = patch(s, "alice", loc, 70_000, data[70_000:])
+    assert p.status_code == 204, p.text
+    assert p.headers["upload-offset"] == "200000"
+    d = s.download("alice", "private", f"{s['alice'].uid}/resumed.bin")
+    assert d.status_code == 200 and d.content == data
+    owner = s.auth.sql(
+        "select owner_id from storage.objects where bucket_id = 'private' and name = $1",
+        f"{s['alice'].uid}/resumed.bin",
+    )[0]["owner_id"]
+    assert owner == s["alice"].uid
+
+
+def test_rls_folder_policy_refuses_at_creation(s: StorageServer) -> None:
+    left = Leftovers(s)
+    r = create(s, "alice", "private", f"{s['bob'].uid}/intruder.txt", 5)
+    assert r.status_code == 403 and r.text == "new row violates row-level security policy"
+    assert r.headers["tus-resumable"] == "1.0.0"
+    left.unchanged()
+    # Alice's own folder is fine; Bob cannot see or continue her upload.
+    r = create(s, "alice", "private", f"{s['alice'].uid}/mine.txt", 10, body=b"hello")
+    assert r.status_code == 201, r.text
+    loc = r.headers["location"]
+    assert head(s, "bob", loc).status_code == 404
+    assert patch(s, "bob", loc, 5, b"world").status_code == 404
+    assert s.call("bob", "DELETE", at(loc), headers=TUS).status_code == 404
+    assert patch(s, "alice", loc, 5, b"world").status_code == 204
+    assert s.download("alice", "private", f"{s['alice'].uid}/mine.txt").content == b"helloworld"
+
+
+def test_size_limits(s: StorageServer) -> None:
+    left = Leftovers(s)
+    # The bucket's limit (1000) and the global one (5 MiB), against Upload-Length.
+    r = create(s, "service", "limited", "big.txt", 1001)
+    assert r.status_code == 413 and r.text == "Maximum size exceeded\n"
+    r = create(s, "service", "docs", "huge.bin", 5 * 1024 * 1024 + 1)
+    assert r.status_code == 413 and r.text == "Maximum size exceeded\n"
+    left.unchanged()
+    # More bytes than the upload's length, declared or streamed: refused whole.
+    r = create(s, "service", "limited", "ten.txt", 10, body=b"abc")
+    loc = r.headers["location"]
+    p = patch(s, "service", loc, 3, b"x" * 20)
+    assert p.status_code == 413 and p.text == "upload's size exceeded\n"
+
+    def streamed() -> object:
+        yield b"x" * 5
+        yield b"y" * 5
+
+    p = s.call("service", "PATCH", at(loc), content=streamed(),
+               headers={**TUS, **OFFSET_TYPE, "Upload-Offset": "3"})  # fmt: skip
+    assert p.status_code == 413 and p.text == "upload's size exceeded\n"
+    assert head(s, "service", loc).headers["upload-offset"] == "3"
+    assert "ten.txt" not in s.rows("limited")
+    assert patch(s, "service", loc, 3, b"defghij").status_code == 204
+    assert s.download("service", "limited", "ten.txt").content == b"abcdefghij"
+
+
+def test_mime_outside_the_allow_list(s: StorageServer) -> None:
+    left = Leftovers(s)
+    r = create(s, "service", "limited", "pic.png", 10, content_type="image/png")
+    assert r.status_code == 415 and r.text == "mime type image/png is not supported"
+    left.unchanged()
+
+
+def test_upsert(s: StorageServer) -> None:
+    assert s.upload("service", "docs", "tus/exists.txt", b"old").status_code == 200
+    left = Leftovers(s)
+    for upsert in (None, False):
+        r = create(s, "service", "docs", "tus/exists.txt", 3, upsert=upsert)
+        assert r.status_code == 409 and r.text == "The resource already exists"
+    left.unchanged()
+    r = create(s, "service", "docs", "tus/exists.txt", 3, upsert=True, body=b"new")
+    assert r.status_code == 201 and r.headers["tus-complete"] == "1"
+    assert s.download("service", "docs", "tus/exists.txt").content == b"new"
+    # The replaced version's blob went with it.
+    assert len(blobs(s)) == len(left.before[2])
+
+
+def test_object_created_meanwhile_without_upsert(s: StorageServer) -> None:
+    r = create(s, "service", "docs", "tus/race.txt", 6, body=b"abc")
+    loc = r.headers["location"]
+    assert s.upload("service", "docs", "tus/race.txt", b"first").status_code == 200
+    left = Leftovers(s)
+    p = patch(s, "service", loc, 3, b"def")
+    assert p.status_code == 409 and p.text == "The resource already exists"
+    assert s.download("service", "docs", "tus/race.txt").content == b"first"
+    # The refused upload is gone with its bytes; nothing else changed.
+    rows, files, blobs = left.now()
+    assert upload_id(loc) not in rows and blobs == left.before[2]
+    assert upload_id(loc).rpartition("/")[2] not in files
+
+
+def test_terminate(s: StorageServer) -> None:
+    left = Leftovers(s)
+    r = create(s, "service", "docs", "tus/dropped.txt", 10, body=b"abc")
+    loc = r.headers["location"]
+    assert upload_id(loc) in tus_rows(s)
+    d = s.call("service", "DELETE", at(loc), headers=TUS)
+    assert d.status_code == 204 and d.headers["tus-resumable"] == "1.0.0"
+    assert head(s, "service", loc).status_code == 404
+    assert patch(s, "service", loc, 3, b"def").status_code == 404
+    assert "tus/dropped.txt" not in s.rows("docs")
+    left.unchanged()
+
+
+def test_bad_requests(s: StorageServer) -> None:
+    left = Leftovers(s)
+    ok_meta = meta(bucketName="docs", objectName="tus/bad.txt")
+    cases = [
+        ({"Upload-Length": "3", "Upload-Metadata": ok_meta}, 412, "Tus-Resumable Required\n"),
+        ({**TUS, "Upload-Metadata": ok_meta}, 400,
+         "Upload-Length or Upload-Defer-Length header required\n"),
+        ({**TUS, "Upload-Length": "-1", "Upload-Metadata": ok_meta}, 400,
+         "Invalid upload-length\n"),
+        ({**TUS, "Upload-Length": "3"}, 400, "Metadata header is required"),
+        ({**TUS, "Upload-Length": "3", "Upload-Metadata": "bucketName !!!"}, 400, None),
+        ({**TUS, "Upload-Length": "3", "Upload-Metadata": meta(bucketName="nope",
+          objectName="x.txt")}, 404, "Bucket not found"),
+        ({**TUS, "Upload-Length": "3", "Upload-Metadata": meta(bucketName="docs",
+          objectName="../x.txt")}, 400, None),
+        ({**TUS, "Upload-Defer-Length": "1", "Upload-Metadata": ok_meta}, 501, None),
+    ]  # fmt: skip
+    for headers, status, body in cases:
+        r = s.call("service", "POST", "/upload/resumable", headers=headers)
+        assert r.status_code == status, (headers, r.status_code, r.text)
+        if body is not None:
+            assert r.text == body
+    # No JWT: Storage's own error, before the protocol.
+    r = s.http.post("/storage/v1/upload/resumable",
+                    headers={**TUS, "Upload-Length": "3", "Upload-Metadata": ok_meta})  # fmt: skip
+    storage_error(r, "403", "AccessDenied")
+    # Upload URLs that name nothing.
+    for token in ("bm90aGluZw", "!!!", base64.urlsafe_b64encode(b"docs/x/" + b"1" * 36).decode()):
+        assert (
+            s.call("service", "HEAD", f"/upload/resumable/{token}", headers=TUS).status_code == 404
+        )
+    left.unchanged()
+    # PATCH without the protocol's headers.
+    loc = create(s, "service", "docs", "tus/hdr.txt", 3).headers["location"]
+    p = s.call("service", "PATCH", at(loc), headers={**TUS, **OFFSET_TYPE}, content=b"abc")
+    assert p.status_code == 403 and p.text == "Upload-Offset header required\n"
+    p = s.call("service", "PATCH", at(loc), headers={**TUS, "Upload-Offset": "0",
+               "Content-Type": "text/plain"}, content=b"abc")  # fmt: skip
+    assert p.status_code == 400
+    assert head(s, "service", loc).headers["upload-offset"] == "0"
+
+
+def test_restart_resumes_and_sweeps_expired(s: StorageServer) -> None:
+    """Last in the module: the server restarts.  An unfinished upload survives it (state in the
+    database, bytes in the data folder); an expired one is swept at start with its bytes."""
+    keep = create(s, "service", "docs", "tus/survivor.txt", 10, body=b"hello").headers["location"]
+    old = create(s, "service", "docs", "tus/expired.txt", 10, body=b"stale").headers["location"]
+    s.auth.sql(
+        "update _supalite.storage_tus_uploads set expires_at = now() - interval '1 second'"
+        " where id = $1",
+        upload_id(old),
+    )
+    assert head(s, "service", old).status_code == 410
+    p = patch(s, "service", old, 5, b"later")
+    assert p.status_code == 410 and p.text == "The file for this url no longer exists\n"
+    old_version = upload_id(old).rpartition("/")[2]
+    assert old_version in staged(s)
+    s.server.stop()
+    restarted = LiveServer(s.server.project).start()
+    s.auth.server = restarted
+    try:
+        assert upload_id(old) not in tus_rows(s) and old_version not in staged(s)
+        assert head(s, "service", keep).headers["upload-offset"] == "5"
+        assert patch(s, "service", keep, 5, b"world").status_code == 204
+        assert s.download("service", "docs", "tus/survivor.txt").content == b"helloworld"
+    finally:
+        restarted.stop()  # the module's fixture stops only the server it started
