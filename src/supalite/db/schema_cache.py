@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import asyncpg
 
+from supalite.db.pg_nodes import PassThrough, view_pass_throughs
+
 log = logging.getLogger("supalite.schema")
 
 Cardinality = Literal["m2o", "o2m", "o2o", "m2m"]
@@ -191,7 +193,26 @@ select con.conname as name, sn.nspname as schema, sc.relname as table,
 from pg_constraint con
 join pg_class sc on sc.oid = con.conrelid join pg_namespace sn on sn.oid = sc.relnamespace
 join pg_class tc on tc.oid = con.confrelid join pg_namespace tn on tn.oid = tc.relnamespace
-where con.contype = 'f' and sn.nspname = any($1::text[]) and tn.nspname = any($1::text[])
+where con.contype = 'f' and sn.nspname not in ('pg_catalog', 'information_schema')
+"""
+
+# Views' stored queries (the `_RETURN` rule), in every schema: a view in an exposed schema may
+# read a table, or another view, kept in a private one.
+_VIEWS_SQL = """
+select c.oid, r.ev_action::text as query
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+join pg_rewrite r on r.ev_class = c.oid and r.rulename = '_RETURN'
+where c.relkind in ('v', 'm') and n.nspname not in ('pg_catalog', 'information_schema')
+"""
+
+# Name and column names by number of the relations those queries name.
+_RELATIONS_SQL = """
+select c.oid, n.nspname as schema, c.relname as name,
+  json_object_agg(a.attnum, a.attname) as columns
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+where c.oid = any($1::oid[])
+group by c.oid, n.nspname, c.relname
 """
 
 # Column sets that are unique (PK or unique constraint/index): a FK on one is one-to-one.
@@ -285,9 +306,10 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
             r["ref_table"],
             tuple(r["ref_cols"]),
         )
-        for r in await conn.fetch(_FKS_SQL, names)
+        for r in await conn.fetch(_FKS_SQL)
     ]
-    cache.relationships = _relationships(cache, fks, unique)
+    exposed = await _view_exposures(conn, cache)
+    cache.relationships = _relationships(cache, fks, unique, exposed)
     for row in await conn.fetch(_FUNCTIONS_SQL, names):
         args = []
         for a in json.loads(row["args"]):
@@ -311,29 +333,80 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
     return cache
 
 
+# A table's columns as a view shows them: (the view, table column → view column).
+Exposure = tuple[tuple[str, str], dict[str, str]]
+
+
+async def _view_exposures(
+    conn: asyncpg.Connection, cache: SchemaCache
+) -> dict[tuple[str, str], list[Exposure]]:
+    """For each table, the exposed views that pass some of its columns through unchanged
+    (following views of views), as PostgREST finds them to embed through views."""
+    passes: dict[int, dict[str, PassThrough]] = {}
+    for row in await conn.fetch(_VIEWS_SQL):
+        try:
+            passes[row["oid"]] = {p.column: p for p in view_pass_throughs(row["query"])}
+        except (IndexError, ValueError):  # a tree this reader does not follow: no embedding
+            passes[row["oid"]] = {}
+    oids = set(passes) | {p.table_oid for cols in passes.values() for p in cols.values()}
+    relations: dict[int, tuple[str, str, dict[int, str]]] = {}
+    for row in await conn.fetch(_RELATIONS_SQL, list(oids)):
+        cols = {int(k): v for k, v in json.loads(row["columns"]).items()}
+        relations[row["oid"]] = (row["schema"], row["name"], cols)
+
+    def origin(oid: int, column: str, depth: int = 0) -> tuple[str, str, str] | None:
+        if oid not in passes:
+            schema, name, _ = relations[oid]  # present: `origin` is only called on known oids
+            return schema, name, column
+        p = passes[oid].get(column)
+        if p is None or p.table_oid not in relations or depth > 32:
+            return None
+        source = relations[p.table_oid][2].get(p.attnum)
+        return origin(p.table_oid, source, depth + 1) if source else None
+
+    out: dict[tuple[str, str], list[Exposure]] = {}
+    for oid, (schema, name, _) in relations.items():
+        view = cache.tables.get((schema, name))
+        if oid not in passes or view is None:
+            continue
+        by_table: dict[tuple[str, str], dict[str, str]] = {}
+        for column in view.columns:
+            found = origin(oid, column)
+            if found is not None:
+                by_table.setdefault(found[:2], {}).setdefault(found[2], column)
+        for table, mapping in by_table.items():
+            out.setdefault(table, []).append(((schema, name), mapping))
+    return out
+
+
 def _relationships(
-    cache: SchemaCache, fks: list[ForeignKey], unique: set[tuple[str, str, tuple[str, ...]]]
+    cache: SchemaCache,
+    fks: list[ForeignKey],
+    unique: set[tuple[str, str, tuple[str, ...]]],
+    exposed: dict[tuple[str, str], list[Exposure]] | None = None,
 ) -> dict[tuple[str, str], list[Relationship]]:
     rels: dict[tuple[str, str], list[Relationship]] = {}
+    exposed = exposed or {}
 
     def add(rel: Relationship) -> None:
         rels.setdefault(rel.source, []).append(rel)
 
+    def ends(table: tuple[str, str], columns: tuple[str, ...]) -> list[Exposure]:
+        """The table itself and each view showing all of `columns`, with their names there."""
+        out: list[Exposure] = [(table, {c: c for c in columns})]
+        out += [(v, m) for v, m in exposed.get(table, []) if all(c in m for c in columns)]
+        return [(t, m) for t, m in out if t in cache.tables]
+
+    # Each foreign key relates its table and the referenced one, and as PostgREST does, every
+    # view that shows the key's columns unchanged stands in for its table on either side.
     for fk in fks:
-        src, dst = (fk.schema, fk.table), (fk.ref_schema, fk.ref_table)
-        if src not in cache.tables or dst not in cache.tables:
-            continue
         one_to_one = (fk.schema, fk.table, tuple(sorted(fk.columns))) in unique
-        add(
-            Relationship(
-                src, dst, "o2o" if one_to_one else "m2o", fk.name, fk.columns, fk.ref_columns
-            )
-        )
-        add(
-            Relationship(
-                dst, src, "o2o" if one_to_one else "o2m", fk.name, fk.ref_columns, fk.columns
-            )
-        )
+        for src, src_names in ends((fk.schema, fk.table), fk.columns):
+            for dst, dst_names in ends((fk.ref_schema, fk.ref_table), fk.ref_columns):
+                cols = tuple(src_names[c] for c in fk.columns)
+                ref_cols = tuple(dst_names[c] for c in fk.ref_columns)
+                add(Relationship(src, dst, "o2o" if one_to_one else "m2o", fk.name, cols, ref_cols))
+                add(Relationship(dst, src, "o2o" if one_to_one else "o2m", fk.name, ref_cols, cols))
     # Many-to-many: a junction table with FKs to both sides whose columns are all part of the
     # junction's primary key (PostgREST's rule).
     by_table: dict[tuple[str, str], list[ForeignKey]] = {}
