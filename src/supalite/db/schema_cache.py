@@ -39,6 +39,8 @@ class Column:
     default: str | None = None  # the DEFAULT expression, from the catalog (missing=default)
     enum: tuple[str, ...] = ()
     max_length: int | None = None
+    # A computed field: `schema.fn(row)`, the function to call with the table's row.
+    computed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,9 @@ class SchemaCache:
     relationships: dict[tuple[str, str], list[Relationship]] = field(default_factory=dict)
     functions: dict[tuple[str, str], list[Function]] = field(default_factory=dict)
     types: frozenset[str] = frozenset()  # type names a request may cast to
+    # Computed fields by table: functions of a table's row returning one value, which
+    # requests may select, filter and order by as if they were columns (PostgREST's rule).
+    computed: dict[tuple[str, str], dict[str, Column]] = field(default_factory=dict)
     roles: frozenset[str] = frozenset()  # roles the authenticator may become
 
     def table(self, schema: str, name: str) -> Table | None:
@@ -231,6 +236,8 @@ select n.nspname as schema, p.proname as name, p.provolatile::text as volatility
   obj_description(p.oid, 'pg_proc') as description,
   rt.typtype = 'c' or coalesce('o' = any(p.proargmodes) or 't' = any(p.proargmodes), false)
     as returns_composite,
+  rt.typcategory::text as return_category,
+  coalesce(ret.typname, rbt.typname, rt.typname) as return_base,
   (select json_build_array(rn.nspname, rc.relname) from pg_class rc
    join pg_namespace rn on rn.oid = rc.relnamespace
    where rc.oid = rt.typrelid and rc.relkind in ('r', 'p', 'v', 'm', 'f')) as return_table,
@@ -239,12 +246,18 @@ select n.nspname as schema, p.proname as name, p.provolatile::text as volatility
       'name', coalesce(p.proargnames[k.o], ''),
       'type', format_type(k.t, null),
       'mode', coalesce(p.proargmodes[k.o], 'i'),
-      'has_default', k.o > p.pronargs - p.pronargdefaults and k.o <= p.pronargs
+      'has_default', k.o > p.pronargs - p.pronargdefaults and k.o <= p.pronargs,
+      'relation', (select json_build_array(an.nspname, ac.relname) from pg_type at
+                   join pg_class ac on ac.oid = at.typrelid
+                   join pg_namespace an on an.oid = ac.relnamespace
+                   where at.oid = k.t and ac.relkind in ('r', 'p', 'v', 'm', 'f'))
     ) order by k.o)
     from unnest(coalesce(p.proallargtypes, p.proargtypes::oid[])) with ordinality k(t, o)
   ), '[]') as args
 from pg_proc p join pg_namespace n on n.oid = p.pronamespace
 join pg_type rt on rt.oid = p.prorettype
+left join pg_type ret on ret.oid = rt.typelem and rt.typcategory = 'A'
+left join pg_type rbt on rbt.oid = rt.typbasetype and rt.typtype = 'd'
 where p.prokind = 'f' and n.nspname = any($1::text[])
 """
 
@@ -328,6 +341,9 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
             description=row["description"],
         )
         cache.functions.setdefault((fn.schema, fn.name), []).append(fn)
+        field_of = _computed_field(row, fn, json.loads(row["args"]))
+        if field_of is not None and field_of[0] in cache.tables:
+            cache.computed.setdefault(field_of[0], {})[fn.name] = field_of[1]
     cache.types = frozenset(r["typname"] for r in await conn.fetch(_TYPES_SQL, names))
     cache.roles = frozenset(r["rolname"] for r in await conn.fetch(_ROLES_SQL))
     return cache
@@ -377,6 +393,32 @@ async def _view_exposures(
         for table, mapping in by_table.items():
             out.setdefault(table, []).append(((schema, name), mapping))
     return out
+
+
+def _computed_field(
+    row: asyncpg.Record, fn: Function, args: list[dict[str, Any]]
+) -> tuple[tuple[str, str], Column] | None:
+    """(table, field) when `fn` takes exactly one argument, a table's row, and returns one
+    value that is not a row: a computed field of that table, as PostgREST defines them."""
+    inputs = [a for a in args if a["mode"] in ("i", "b", "v")]
+    if len(inputs) != 1 or not inputs[0]["relation"] or fn.returns_set:
+        return None
+    if fn.returns_composite or fn.is_void:
+        return None
+    schema, table = inputs[0]["relation"]
+    column = Column(
+        name=fn.name,
+        type=fn.return_type,
+        category=row["return_category"],
+        base_type=row["return_base"],
+        nullable=True,
+        has_default=False,
+        generated=True,
+        position=0,
+        description=fn.description,
+        computed=f"{quote_ident(fn.schema)}.{quote_ident(fn.name)}",
+    )
+    return (schema, table), column
 
 
 def _relationships(

@@ -181,7 +181,10 @@ class Planner:
         return t
 
     def column(self, table: Table, name: str) -> Column:
+        """A column of `table`, or one of its computed fields (which `*` does not include)."""
         col = table.columns.get(name)
+        if col is None:
+            col = self.cache.computed.get((table.schema, table.name), {}).get(name)
         if col is None:
             raise column_not_found(table, name)
         return col

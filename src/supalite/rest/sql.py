@@ -82,7 +82,8 @@ class Params:
 def _column_expr(
     alias: str, col: Column, path: tuple[tuple[str, str | int], ...], p: Params
 ) -> str:
-    expr = f"{q(alias)}.{q(col.name)}"
+    # A computed field is its function called with the row (PostgREST's `fn(tbl)`).
+    expr = f"{col.computed}({q(alias)})" if col.computed else f"{q(alias)}.{q(col.name)}"
     if path and col.base_type not in ("json", "jsonb"):
         expr = f"to_jsonb({expr})"  # composite/array columns, as PostgREST allows
     for arrow, key in path:
