@@ -30,6 +30,8 @@ run: install
 test-deps: $(VENV)/.test-installed
 	@if [ -f $(JS_DIR)/package.json ]; then cd $(JS_DIR) && npm install --no-audit --no-fund --silent; fi
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sh scripts/install-system-postgres.sh
+	@# Debian's pg_cron, against which tests/cron checks the emulation of it.
+	@ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1 || (PGCRON=postgresql-$$(ls /usr/lib/postgresql | sort -n | tail -1)-cron; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PGCRON >/dev/null 2>&1 || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PGCRON >/dev/null))
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench

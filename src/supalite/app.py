@@ -22,6 +22,7 @@ from supalite.auth.context import AuthContext
 from supalite.auth.mail import Mailer
 from supalite.auth.ratelimit import RateLimiter
 from supalite.auth.tokens import TokenSigner
+from supalite.cron.scheduler import CronScheduler
 from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
 from supalite.gateway import Gateway
@@ -98,10 +99,13 @@ def build_app(runtime: Runtime) -> Starlette:
         app.state.storage = await StorageContext.start(
             settings, runtime.keys.jwt_secret, app.state.pools.api, app.state.pools.admin
         )
+        app.state.cron = CronScheduler(runtime.admin_url, app.state.pools.admin, settings.cron)
         try:
             await app.state.schema.start()
+            await app.state.cron.start()  # only when the `cron` schema is supalite's emulation
             yield
         finally:
+            await app.state.cron.stop()
             await app.state.storage.close()
             await app.state.schema.stop()
             await app.state.pools.close()

@@ -134,6 +134,12 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
+class CronSettings:
+    enabled: bool = True  # run the jobs of the `cron` emulation (never with the real pg_cron)
+    job_timeout: float = 3600.0  # seconds; each job runs under this statement_timeout (0: none)
+
+
+@dataclass(frozen=True)
 class Settings:
     project_dir: Path
     data_dir: Path
@@ -143,6 +149,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    cron: CronSettings = field(default_factory=CronSettings)
     sources: tuple[str, ...] = ()  # which files contributed, for `supalite status`
 
     @property
@@ -507,6 +514,9 @@ FIELDS: tuple[Field, ...] = (
     Field("storage.s3_secret_access_key", _optional_str, toml="storage.s3.secret_access_key",
           env=("AWS_SECRET_ACCESS_KEY",)),
     Field("storage.s3_prefix", _str, toml="storage.s3.prefix"),
+    Field("cron.enabled", _bool, toml="cron.enabled", env=("SUPALITE_CRON_ENABLED",)),
+    Field("cron.job_timeout", _duration, toml="cron.job_timeout",
+          env=("SUPALITE_CRON_JOB_TIMEOUT",)),
 )  # fmt: skip
 
 # config.toml keys that the Supabase CLI knows and supalite accepts without using (yet): a real
