@@ -12,14 +12,17 @@ import pytest
 
 from supalite.db.bootstrap import authenticator_password, bootstrap, steps
 from supalite.db.embedded import EmbeddedPostgres
-from supalite.db.request import RequestContext, request_transaction
+from supalite.db.pool import ApiConnection
+from supalite.db.request import ApiPool, RequestContext, request_transaction
 from tests.conftest import TEST_SECRET
 
 
 @pytest.fixture
-async def api_pool(embedded_pg: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
+async def api_pool(embedded_pg: EmbeddedPostgres) -> AsyncIterator[ApiPool]:
     url = embedded_pg.local_url("authenticator", authenticator_password(TEST_SECRET))
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=4)
+    pool = ApiPool(
+        await asyncpg.create_pool(url, min_size=1, max_size=4, connection_class=ApiConnection)
+    )
     yield pool
     await pool.close()
 
@@ -102,7 +105,7 @@ async def test_concurrent_bootstrap_applies_each_step_once(
         await admin_conn.execute(f'drop database "{name}" with (force)')
 
 
-async def test_auth_helpers_read_request_claims(api_pool: asyncpg.Pool) -> None:
+async def test_auth_helpers_read_request_claims(api_pool: ApiPool) -> None:
     sub = str(uuid.uuid4())
     async with request_transaction(
         api_pool, ctx("authenticated", sub, email="u@x.io", aal="aal2")
@@ -122,13 +125,13 @@ async def test_auth_helpers_read_request_claims(api_pool: asyncpg.Pool) -> None:
     )
     assert (row["m"], row["p"], row["h"]) == ("GET", "/rest/v1/t", "1")
     # Settings are transaction-local: the pooled connection keeps nothing.
-    async with api_pool.acquire() as c:
+    async with api_pool._acquire() as c:
         assert await c.fetchval("select current_user") == "authenticator"
         assert await c.fetchval("select current_setting('request.jwt.claims', true)") in (None, "")
 
 
 async def test_public_tables_reachable_and_rls_decides(
-    admin_conn: asyncpg.Connection, api_pool: asyncpg.Pool
+    admin_conn: asyncpg.Connection, api_pool: ApiPool
 ) -> None:
     alice, bob = str(uuid.uuid4()), str(uuid.uuid4())
     await admin_conn.execute("drop table if exists public.notes")
@@ -163,7 +166,7 @@ async def test_public_tables_reachable_and_rls_decides(
     await admin_conn.execute("drop table public.notes")
 
 
-async def test_authenticator_cannot_become_anyone_else(api_pool: asyncpg.Pool) -> None:
+async def test_authenticator_cannot_become_anyone_else(api_pool: ApiPool) -> None:
     with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
         async with request_transaction(api_pool, ctx("postgres")) as c:
             await c.fetchval("select 1")
@@ -173,7 +176,7 @@ async def test_authenticator_cannot_become_anyone_else(api_pool: asyncpg.Pool) -
 
 
 async def test_read_only_transactions_refuse_writes(
-    admin_conn: asyncpg.Connection, api_pool: asyncpg.Pool
+    admin_conn: asyncpg.Connection, api_pool: ApiPool
 ) -> None:
     await admin_conn.execute("create table if not exists public.ro_probe (x int)")
     with pytest.raises(asyncpg.exceptions.ReadOnlySQLTransactionError):
@@ -183,7 +186,7 @@ async def test_read_only_transactions_refuse_writes(
 
 
 async def test_failed_request_rolls_back_everything(
-    admin_conn: asyncpg.Connection, api_pool: asyncpg.Pool
+    admin_conn: asyncpg.Connection, api_pool: ApiPool
 ) -> None:
     await admin_conn.execute("create table if not exists public.tx_probe (x int unique)")
     with pytest.raises(asyncpg.exceptions.UniqueViolationError):

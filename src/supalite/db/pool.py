@@ -11,6 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from supalite.config import DbSettings
+from supalite.db.request import ApiPool
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -31,17 +32,16 @@ def _ssl_arg(url: str, db: DbSettings) -> ssl.SSLContext | None:
 
 
 class ApiConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection of the API pool.  A request may switch its role for the session (see
-    `request.request_transaction`), and RESET ALL leaves the role alone, so the reset that
-    runs when a connection goes back to the pool resets the role too."""
+    """A connection of the API pool: reset when a request starts, not when it is released
+    (`request.ApiPool`), so going back to the pool costs no round trip."""
 
     def get_reset_query(self) -> str:
-        return str(super().get_reset_query()) + "\nRESET ROLE;"
+        return ""
 
 
 @dataclass
 class Pools:
-    api: asyncpg.Pool
+    api: ApiPool
     admin: asyncpg.Pool
 
     async def close(self) -> None:
@@ -74,4 +74,4 @@ async def create_pools(admin_url: str, api_url: str, db: DbSettings) -> Pools:
     except BaseException:
         await api.close()
         raise
-    return Pools(api=api, admin=admin)
+    return Pools(api=ApiPool(api), admin=admin)

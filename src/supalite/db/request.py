@@ -4,6 +4,8 @@ As PostgREST does it: BEGIN (READ ONLY for reads), then one statement that sets 
 path, the role and the request GUCs locally (`request.jwt.claims`, `request.method`,
 `request.path`, `request.headers`), then the work, then COMMIT.  RLS and grants then decide,
 inside Postgres, what the caller may see and do.  The settings are bind parameters, always.
+That statement (`_supalite_request.begin`) first clears whatever the connection's previous
+request left on the session, so API connections need no reset when they go back to the pool.
 """
 
 from __future__ import annotations
@@ -11,20 +13,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-_SETTINGS = ("search_path", "role", "request.jwt.claims", "request.method", "request.path",
-             "request.headers")  # fmt: skip
-_SET_LOCALS = "select " + ", ".join(
-    f"set_config('{name}', ${i}, true)" for i, name in enumerate(_SETTINGS, 1)
-)
-# The same settings for the rest of the session, and whether its transactions are read-only:
-# for a request that is one statement, which then is its own transaction (see below).
-_SET_SESSION = "select " + ", ".join(
-    f"set_config('{name}', ${i}, false)"
-    for i, name in enumerate((*_SETTINGS, "default_transaction_read_only"), 1)
-)
+# Resets the session and sets the request's settings, in one statement (see the SQL file).
+_BEGIN = "select _supalite_request.begin($1, $2, $3, $4, $5, $6, $7, $8)"
+
+
+class ApiPool:
+    """The pool of the API roles' connections, usable only through `request_transaction`:
+    a connection may still carry its previous request's role and settings until the next
+    request's first statement clears them, so nothing may run on one before that."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    def _acquire(self) -> Any:
+        return self._pool.acquire()
+
+    async def close(self) -> None:
+        await self._pool.close()
 
 
 @dataclass(frozen=True)
@@ -46,31 +55,31 @@ class RequestContext:
 
 
 def _begin(ctx: RequestContext) -> str:
-    return "BEGIN READ ONLY" if ctx.read_only else "BEGIN"
+    # Explicit both ways: the session may still say read-only after a previous request.
+    return "BEGIN READ ONLY" if ctx.read_only else "BEGIN READ WRITE"
 
 
 async def _start(conn: asyncpg.Connection, ctx: RequestContext) -> None:
     # The settings are bind parameters (never spliced into SQL text); the role is in place
     # before the statement is planned, as grants and RLS are checked then.
     await conn.execute(_begin(ctx))
-    await conn.execute(_SET_LOCALS, *ctx.values())
+    await conn.execute(_BEGIN, *ctx.values(), "off", True)
     if ctx.pre_request:
         await conn.execute(f"SELECT {ctx.pre_request}()")
 
 
 @asynccontextmanager
 async def request_transaction(
-    pool: asyncpg.Pool, ctx: RequestContext, *, atomic: bool = True
+    pool: ApiPool, ctx: RequestContext, *, atomic: bool = True
 ) -> AsyncIterator[asyncpg.Connection]:
     """A connection set up for the request.  `atomic=False` is for requests whose work is one
     statement with nothing to undo after it (reads; writes with no check on their result):
     the settings then hold for the session, so the statement is its own transaction (read-only
-    for reads) and the request costs two round trips fewer.  The pool's reset on release
-    (`ApiConnection`) puts the session back, role included, before anyone else gets it."""
-    async with pool.acquire() as conn:
+    for reads) and the request costs two round trips: its settings and its statement."""
+    async with pool._acquire() as conn:
         if not (atomic or ctx.rollback or ctx.pre_request):
             read_only = "on" if ctx.read_only else "off"
-            await conn.execute(_SET_SESSION, *ctx.values(), read_only)
+            await conn.execute(_BEGIN, *ctx.values(), read_only, False)
             yield conn
             return
         try:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, quote
 import asyncpg
 
 from supalite.config import ApiSettings
-from supalite.db.request import RequestContext, request_transaction
+from supalite.db.request import ApiPool, RequestContext, request_transaction
 from supalite.db.schema_cache import Function, SchemaCache, Table, quote_ident
 from supalite.gateway import Claims
 from supalite.rest import sql as S
@@ -70,7 +70,7 @@ class RestResponse:
 class RestContext:
     """What the service needs from the app."""
 
-    api_pool: asyncpg.Pool
+    api_pool: ApiPool
     cache: SchemaCache
     settings: ApiSettings
 

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 
 from supalite.config import ConfigError, Settings, StorageSettings
-from supalite.db.request import RequestContext, request_transaction
+from supalite.db.request import ApiPool, RequestContext, request_transaction
 from supalite.gateway import Claims
 from supalite.storage import sql as S
 from supalite.storage.backends import Backend
@@ -94,7 +94,7 @@ async def open_backend(settings: Settings) -> Backend:
 @dataclass
 class StorageContext:
     settings: StorageSettings
-    api_pool: asyncpg.Pool
+    api_pool: ApiPool
     admin_pool: asyncpg.Pool
     backend: Backend
     jwt_secret: str
@@ -126,7 +126,7 @@ class StorageContext:
 
     @classmethod
     async def start(
-        cls, settings: Settings, jwt_secret: str, api_pool: asyncpg.Pool, admin_pool: asyncpg.Pool
+        cls, settings: Settings, jwt_secret: str, api_pool: ApiPool, admin_pool: asyncpg.Pool
     ) -> StorageContext:
         backend = await open_backend(settings)
         ctx = cls(settings.storage, api_pool, admin_pool, backend, jwt_secret,
