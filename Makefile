@@ -25,11 +25,13 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/supalite start
 
-## Test dependencies: Python packages, the npm packages of the JS compatibility tests, and a
-## system PostgreSQL (the tests run it as an "external" DATABASE_URL server).
+## Test dependencies: Python packages, the npm packages of the JS compatibility tests, a
+## system PostgreSQL (the tests run it as an "external" DATABASE_URL server) and redis-server
+## (the session store's Redis backend is tested against a real one).
 test-deps: $(VENV)/.test-installed
 	@if [ -f $(JS_DIR)/package.json ]; then cd $(JS_DIR) && npm install --no-audit --no-fund --silent; fi
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || sh scripts/install-system-postgres.sh
+	@command -v redis-server >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null))
 	@# Debian's pg_cron, against which tests/cron checks the emulation of it.
 	@ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1 || (PGCRON=postgresql-$$(ls /usr/lib/postgresql | sort -n | tail -1)-cron; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PGCRON >/dev/null 2>&1 || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PGCRON >/dev/null))
 

@@ -344,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this schema (repeatable); default: every user schema",
     )
     s.set_defaults(func=cmd_db_dump)
+
+    from supalite.sessions.cli import add_commands as add_sessions_commands
+
+    add_sessions_commands(sub, common)
     return p  # fmt: skip
 
 

@@ -94,10 +94,6 @@ async def test_the_mcp_session_migration_runs(db: asyncpg.Connection) -> None:
 SHIPPED = Path(__file__).resolve().parents[2] / "src/supalite/sessions/migrations"
 
 
-@pytest.mark.skipif(
-    not (SHIPPED / "20260421010000_add_session_cleanup_cron.sql").exists(),
-    reason="the MCP session store's migrations are not in this tree",
-)
 async def test_the_shipped_session_migrations_run(cron_db: CronDb) -> None:
     other = await new_cron_db(cron_db.pg)
     try:

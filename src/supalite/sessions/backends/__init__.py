@@ -1,0 +1,1 @@
+"""One module per place sessions can live; each implements `store.SessionStore`."""
