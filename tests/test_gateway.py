@@ -205,5 +205,6 @@ def test_http_health(client: TestClient) -> None:
     r = client.get("/health")
     assert r.status_code == 200
     body = r.json()
-    assert body["services"] == {"rest": "ok", "auth": "ok", "storage": "ok", "db": "ok"}
+    services = {"rest": "ok", "auth": "ok", "storage": "ok", "realtime": "ok", "db": "ok"}
+    assert body["services"] == services
     assert "embedded PostgreSQL" in body["database"]

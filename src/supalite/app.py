@@ -27,6 +27,8 @@ from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
 from supalite.gateway import Gateway
 from supalite.logs import RequestLog, RequestLogMiddleware
+from supalite.realtime import routes as realtime_routes
+from supalite.realtime.service import RealtimeService
 from supalite.rest import routes as rest_routes
 from supalite.runtime import Runtime
 from supalite.storage import routes as storage_routes
@@ -44,7 +46,7 @@ _EXPOSE_HEADERS = [
 
 async def health(request: Request) -> Response:
     """Overall health: the process answers and the database answers."""
-    services = {"rest": "ok", "auth": "ok", "storage": "ok"}
+    services = {"rest": "ok", "auth": "ok", "storage": "ok", "realtime": "ok"}
     status = 200
     try:
         async with request.app.state.pools.admin.acquire(timeout=5) as conn:
@@ -74,7 +76,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 async def service_health(request: Request) -> Response:
     name = request.path_params["service"]
-    if name not in ("rest", "auth", "storage", "db"):
+    if name not in ("rest", "auth", "storage", "realtime", "db"):
         return JSONResponse({"message": f"no service '{name}'"}, status_code=404)
     return await health(request)
 
@@ -103,8 +105,13 @@ def build_app(runtime: Runtime) -> Starlette:
         try:
             await app.state.schema.start()
             await app.state.cron.start()  # only when the `cron` schema is supalite's emulation
+            if settings.realtime.enabled:
+                app.state.realtime = RealtimeService(runtime.admin_url)
+                await app.state.realtime.start()
             yield
         finally:
+            if getattr(app.state, "realtime", None) is not None:
+                await app.state.realtime.stop()
             await app.state.cron.stop()
             await app.state.storage.close()
             await app.state.schema.stop()
@@ -118,6 +125,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Mount("/rest/v1", routes=rest_routes.routes),
             Mount("/auth/v1", routes=auth_routes.routes),
             Mount("/storage/v1", routes=storage_routes.routes),
+            Mount("/realtime/v1", routes=realtime_routes.routes),
             Mount("/inbox/v1", routes=inbox_routes.routes),
         ],
         middleware=[
