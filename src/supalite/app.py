@@ -27,6 +27,8 @@ from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
 from supalite.gateway import Gateway
 from supalite.logs import RequestLog, RequestLogMiddleware
+from supalite.mcp.mount import McpEndpoint, build_mcp_http
+from supalite.pg import routes as pg_routes
 from supalite.realtime import routes as realtime_routes
 from supalite.realtime.service import RealtimeService
 from supalite.rest import routes as rest_routes
@@ -108,8 +110,10 @@ def build_app(runtime: Runtime) -> Starlette:
             if settings.realtime.enabled:
                 app.state.realtime = RealtimeService(runtime.admin_url)
                 await app.state.realtime.start()
+            await app.state.mcp.start()  # the streamable HTTP session manager of /mcp
             yield
         finally:
+            await app.state.mcp.stop()
             if getattr(app.state, "realtime", None) is not None:
                 await app.state.realtime.stop()
             await app.state.cron.stop()
@@ -127,6 +131,8 @@ def build_app(runtime: Runtime) -> Starlette:
             Mount("/storage/v1", routes=storage_routes.routes),
             Mount("/realtime/v1", routes=realtime_routes.routes),
             Mount("/inbox/v1", routes=inbox_routes.routes),
+            Mount("/pg", routes=pg_routes.routes),
+            Route("/mcp", McpEndpoint()),
         ],
         middleware=[
             Middleware(RequestLogMiddleware, log=log),
@@ -144,6 +150,7 @@ def build_app(runtime: Runtime) -> Starlette:
     )
     app.state.runtime = runtime
     app.state.gateway = Gateway(runtime.keys, anon_role=settings.api.anon_role)
+    app.state.mcp = build_mcp_http(runtime, app, app.state.gateway)
     return app
 
 

@@ -348,6 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
     from supalite.sessions.cli import add_commands as add_sessions_commands
 
     add_sessions_commands(sub, common)
+
+    from supalite.mcp.cli import add_command as add_mcp_command
+
+    add_mcp_command(sub, common)
     return p  # fmt: skip
 
 
