@@ -68,18 +68,21 @@ class Api:
         asyncio.run(run())
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    project = tmp_path_factory.mktemp("restapi")
-    assert supalite("init", cwd=project).returncode == 0
-    cfg = project / "supabase" / "config.toml"
+def project_with(root: Path, migration: str) -> Path:
+    """An initialised project on free ports whose one migration is `migration`."""
+    assert supalite("init", cwd=root).returncode == 0
+    cfg = root / "supabase" / "config.toml"
     cfg.write_text(
         cfg.read_text()
         .replace("port = 54321", f"port = {free_port()}")
         .replace("port = 54322", f"port = {free_port()}")
     )
-    (project / "supabase" / "migrations" / "20240101000000_library.sql").write_text(
-        SCHEMA.read_text()
-    )
+    (root / "supabase" / "migrations" / "20240101000000_schema.sql").write_text(migration)
+    return root
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    project = project_with(tmp_path_factory.mktemp("restapi"), SCHEMA.read_text())
     with LiveServer(project) as server, server.client() as client:
         yield Api(server, client)

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.helpers import LiveServer, free_port, supalite
+from tests.helpers import LiveServer
+from tests.rest.conftest import project_with
 
 SCHEMA = """
 create table public.items (id int primary key);
@@ -28,15 +29,7 @@ grant execute on function public.check_request() to anon;
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, httpx.Client]]:
-    project = tmp_path_factory.mktemp("prerequest")
-    assert supalite("init", cwd=project).returncode == 0
-    cfg = project / "supabase" / "config.toml"
-    cfg.write_text(
-        cfg.read_text()
-        .replace("port = 54321", f"port = {free_port()}")
-        .replace("port = 54322", f"port = {free_port()}")
-    )
-    (project / "supabase" / "migrations" / "20240101000000_pre.sql").write_text(SCHEMA)
+    project = project_with(tmp_path_factory.mktemp("prerequest"), SCHEMA)
     env = {"PGRST_DB_PRE_REQUEST": "public.check_request"}
     with LiveServer(project, env=env) as live, live.client() as client:
         yield live, client

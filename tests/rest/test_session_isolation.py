@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.helpers import LiveServer, free_port, supalite
+from tests.helpers import LiveServer
+from tests.rest.conftest import project_with
 
 SCHEMA = """
 create table public.secrets (id int primary key, note text);
@@ -39,15 +40,7 @@ grant execute on function public.leave_traces() to anon, service_role;
 def one_connection(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[LiveServer, httpx.Client]]:
-    project = tmp_path_factory.mktemp("isolation")
-    assert supalite("init", cwd=project).returncode == 0
-    cfg = project / "supabase" / "config.toml"
-    cfg.write_text(
-        cfg.read_text()
-        .replace("port = 54321", f"port = {free_port()}")
-        .replace("port = 54322", f"port = {free_port()}")
-    )
-    (project / "supabase" / "migrations" / "20240101000000_iso.sql").write_text(SCHEMA)
+    project = project_with(tmp_path_factory.mktemp("isolation"), SCHEMA)
     env = {"SUPALITE_DB_POOL_SIZE": "1"}
     with LiveServer(project, env=env) as server, server.client() as client:
         yield server, client
