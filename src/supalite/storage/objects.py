@@ -244,6 +244,25 @@ async def commit_upload(
         "contentLength": size,
         "httpStatusCode": 200,
     }
+    return await _commit_row(
+        ctx, caller, bucket_id, name, version=version, metadata=metadata,
+        user_metadata=user_metadata, upsert=upsert,
+    )  # fmt: skip
+
+
+async def _commit_row(
+    ctx: StorageContext,
+    caller: Caller,
+    bucket_id: str,
+    name: str,
+    *,
+    version: str,
+    metadata: dict[str, Any],
+    user_metadata: dict[str, Any] | None,
+    upsert: bool,
+) -> dict[str, Any]:
+    """Write the row naming blob `version`, in the caller's role (RLS decides).  A refused
+    write deletes that blob; a successful one the blob the row named before."""
     try:
         async with ctx.tx(caller) as conn:
             object_id, replaced = await _write_row(
@@ -557,20 +576,10 @@ async def copy(
         await ctx.delete_blobs([version])
         raise E.asset_missing() from e
     metadata.update(eTag=etag_for(version), lastModified=_now_iso())
-    try:
-        async with ctx.tx(caller) as conn:
-            object_id, replaced = await _write_row(
-                conn, upsert=upsert, bucket_id=dst_bucket, name=dst, owner=caller.owner,
-                metadata=metadata, user_metadata=user_metadata, version=version,
-            )  # fmt: skip
-    except BaseException as e:
-        await ctx.delete_blobs([version])
-        if isinstance(e, asyncpg.PostgresError):
-            raise _pg(e) from e
-        raise
-    if replaced and replaced != version:
-        await ctx.delete_blobs([replaced])
-    return {"Id": object_id, "Key": f"{dst_bucket}/{dst}"}
+    return await _commit_row(
+        ctx, caller, dst_bucket, dst, version=version, metadata=metadata,
+        user_metadata=user_metadata, upsert=upsert,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ remove
