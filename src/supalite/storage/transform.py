@@ -82,34 +82,27 @@ class Options:
 
     def segments(self) -> list[str]:
         """What is applied, as Supabase names it for imgproxy (the X-Transformations header)."""
+        return self._parts(resize_key="resizing_type", resize=_IMGPROXY_RESIZE[self.resize])
+
+    def token_string(self) -> str:
+        """The `transformations` claim of a signed URL, as Supabase writes it
+        (`applyTransformation(…, keepOriginal=true)`)."""
+        return ",".join(self._parts(resize_key="resize", resize=self.resize))
+
+    def _parts(self, *, resize_key: str, resize: str) -> list[str]:
+        """The options set, in Supabase's order; the two forms differ only in the resize."""
         out = []
         if self.height:
             out.append(f"height:{self.height}")
         if self.width:
             out.append(f"width:{self.width}")
         if self.width or self.height:
-            out.append(f"resizing_type:{_IMGPROXY_RESIZE[self.resize]}")
+            out.append(f"{resize_key}:{resize}")
         if self.quality:
             out.append(f"quality:{self.quality}")
         if self.format and self.format != "origin":
             out.append(f"format:{self.format}")
         return out
-
-    def token_string(self) -> str:
-        """The `transformations` claim of a signed URL, as Supabase writes it
-        (`applyTransformation(…, keepOriginal=true)`)."""
-        out = []
-        if self.height:
-            out.append(f"height:{self.height}")
-        if self.width:
-            out.append(f"width:{self.width}")
-        if self.width or self.height:
-            out.append(f"resize:{self.resize}")
-        if self.quality:
-            out.append(f"quality:{self.quality}")
-        if self.format and self.format != "origin":
-            out.append(f"format:{self.format}")
-        return ",".join(out)
 
     @property
     def empty(self) -> bool:
