@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -25,6 +24,9 @@ from supalite.auth.tokens import TokenSigner
 from supalite.cron.scheduler import CronScheduler
 from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
+from supalite.functions import routes as functions_routes
+from supalite.functions.cors import FunctionsAwareCORSMiddleware
+from supalite.functions.runtime import build_functions
 from supalite.gateway import Gateway
 from supalite.logs import RequestLog, RequestLogMiddleware
 from supalite.mcp.mount import McpEndpoint, build_mcp_http
@@ -106,6 +108,9 @@ def build_app(runtime: Runtime) -> Starlette:
         app.state.cron = CronScheduler(runtime.admin_url, app.state.pools.admin, settings.cron)
         try:
             await app.state.schema.start()
+            if settings.functions.enabled:  # worker processes start on the first call
+                app.state.functions = build_functions(runtime)
+                await app.state.functions.start()
             await app.state.cron.start()  # only when the `cron` schema is supalite's emulation
             if settings.realtime.enabled:
                 app.state.realtime = RealtimeService(runtime.admin_url)
@@ -116,6 +121,8 @@ def build_app(runtime: Runtime) -> Starlette:
             await app.state.mcp.stop()
             if getattr(app.state, "realtime", None) is not None:
                 await app.state.realtime.stop()
+            if getattr(app.state, "functions", None) is not None:
+                await app.state.functions.stop()
             await app.state.cron.stop()
             await app.state.storage.close()
             await app.state.schema.stop()
@@ -131,13 +138,14 @@ def build_app(runtime: Runtime) -> Starlette:
             Mount("/storage/v1", routes=storage_routes.routes),
             Mount("/realtime/v1", routes=realtime_routes.routes),
             Mount("/inbox/v1", routes=inbox_routes.routes),
+            Mount("/functions/v1", routes=functions_routes.routes),
             Mount("/pg", routes=pg_routes.routes),
             Route("/mcp", McpEndpoint()),
         ],
         middleware=[
             Middleware(RequestLogMiddleware, log=log),
             Middleware(
-                CORSMiddleware,
+                FunctionsAwareCORSMiddleware,  # functions answer their own CORS
                 allow_origins=["*"],
                 allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
                 allow_headers=["*"],

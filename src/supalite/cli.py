@@ -345,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.set_defaults(func=cmd_db_dump)
 
+    from supalite.functions.cli import add_commands as add_functions_commands
+
+    add_functions_commands(sub, common)
+
     from supalite.sessions.cli import add_commands as add_sessions_commands
 
     add_sessions_commands(sub, common)

@@ -140,6 +140,19 @@ class CronSettings:
 
 
 @dataclass(frozen=True)
+class FunctionsSettings:
+    enabled: bool = True
+    # `[functions.<name>]` tables as the Supabase CLI writes them (verify_jwt, enabled, ...).
+    per_function: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    wall_time: float = 150.0  # seconds: Supabase's request idle timeout (504 past it)
+    memory_limit: int = 256 * 1024 * 1024  # bytes per worker, as edge-runtime's memoryLimitMb
+    max_request_size: int = 20 * 1024 * 1024
+    max_response_size: int = 100 * 1024 * 1024
+    workers: int = 2  # worker processes per function at most
+    deno: str | None = None  # the Deno binary for TypeScript functions (None: look for one)
+
+
+@dataclass(frozen=True)
 class Settings:
     project_dir: Path
     data_dir: Path
@@ -150,6 +163,7 @@ class Settings:
     realtime: RealtimeSettings = field(default_factory=RealtimeSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     cron: CronSettings = field(default_factory=CronSettings)
+    functions: FunctionsSettings = field(default_factory=FunctionsSettings)
     sources: tuple[str, ...] = ()  # which files contributed, for `supalite status`
 
     @property
@@ -330,6 +344,25 @@ def _providers(v: Any) -> tuple[Mapping[str, Any], ...]:
 EMAIL_TEMPLATE_KINDS = (
     "confirmation", "invite", "magic_link", "recovery", "email_change", "reauthentication",
 )  # fmt: skip
+
+
+def _function_tables(v: Any) -> Mapping[str, Mapping[str, Any]]:
+    """TOML `[functions.<name>]` tables (the Supabase CLI's keys)."""
+    if not isinstance(v, dict):
+        raise ValueError("expected tables such as [functions.hello]")
+    allowed = {"enabled", "verify_jwt", "import_map", "entrypoint", "static_files"}
+    out: dict[str, Mapping[str, Any]] = {}
+    for name, spec in v.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"[functions.{name}] must be a table")
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ValueError(f"unknown key '{sorted(unknown)[0]}' in [functions.{name}]")
+        for key in ("enabled", "verify_jwt"):
+            if key in spec:
+                spec = {**spec, key: _bool(spec[key])}
+        out[name] = spec
+    return out
 
 
 def _email_templates(v: Any) -> Mapping[str, Mapping[str, str]]:
@@ -517,6 +550,14 @@ FIELDS: tuple[Field, ...] = (
     Field("cron.enabled", _bool, toml="cron.enabled", env=("SUPALITE_CRON_ENABLED",)),
     Field("cron.job_timeout", _duration, toml="cron.job_timeout",
           env=("SUPALITE_CRON_JOB_TIMEOUT",)),
+    Field("functions.enabled", _bool, env=("SUPALITE_FUNCTIONS_ENABLED",)),
+    Field("functions.per_function", _function_tables, toml="functions"),
+    Field("functions.wall_time", _duration, env=("SUPALITE_FUNCTIONS_WALL_TIME",)),
+    Field("functions.memory_limit", _size, env=("SUPALITE_FUNCTIONS_MEMORY_LIMIT",)),
+    Field("functions.max_request_size", _size, env=("SUPALITE_FUNCTIONS_MAX_REQUEST_SIZE",)),
+    Field("functions.max_response_size", _size, env=("SUPALITE_FUNCTIONS_MAX_RESPONSE_SIZE",)),
+    Field("functions.workers", _int(1, 64), env=("SUPALITE_FUNCTIONS_WORKERS",)),
+    Field("functions.deno", _optional_str, env=("SUPALITE_DENO",)),
 )  # fmt: skip
 
 # config.toml keys that the Supabase CLI knows and supalite accepts without using (yet): a real

@@ -1,0 +1,1 @@
+"""Functions (`/functions/v1/<name>`): Python and TypeScript functions in worker processes."""
