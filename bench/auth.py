@@ -36,8 +36,6 @@ import secrets
 import shutil
 import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -47,7 +45,7 @@ from pathlib import Path
 import asyncpg
 import bcrypt
 import httpx
-from load import free_port, wait_http
+from load import free_port, start_supalite, wait_http
 from load import wrk as run_wrk
 
 CONCURRENCY = 16
@@ -268,22 +266,7 @@ def main() -> None:
                if not k.startswith(("SUPALITE_", "GOTRUE_", "SMTP_"))
                and k not in ("DATABASE_URL", "JWT_SECRET", "PORT", "SITE_URL")}  # fmt: skip
         env["SUPALITE_JWT_SECRET"] = JWT_SECRET
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supalite.cli", "start", "--workers", str(args.workers)],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        keys: dict[str, str] = {}
-        assert server.stdout is not None
-        for line in server.stdout:
-            key, sep, value = line.strip().partition(": ")
-            if sep:
-                keys[key] = value.strip()
-            if key == "Secret key":
-                break
-        if "anon key" not in keys:
-            raise SystemExit("supalite did not start")
-        # Drain the server's output so that it never blocks on a full pipe.
-        drain = subprocess.Popen(["cat"], stdin=server.stdout, stdout=subprocess.DEVNULL)
+        server, keys = start_supalite(project, env, "--workers", str(args.workers))
         anon, service = keys["anon key"], keys["service_role key"]
         db_url = f"postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres"
         auth = f"http://127.0.0.1:{api_port}/auth/v1"
@@ -317,7 +300,6 @@ def main() -> None:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(60)
-            drain.wait(10)
 
     f = {name: median_of(rounds) for name, rounds in figures.items()}
     cores = os.cpu_count()

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
-from load import free_port, wait_http, wrk
+from load import free_port, start_supalite, wait_http, wrk
 
 HERE = Path(__file__).resolve().parent
 PY_FUNCTION = "async def handler(request):\n    return {'ok': True}\n"
@@ -85,17 +85,8 @@ def main() -> None:
         (project / "baseline_app.py").write_text(BASELINE)
         api_port, db_port, base_port = free_port(), free_port(), free_port()
         env = {**os.environ, "SUPALITE_PORT": str(api_port), "SUPALITE_DB_PORT": str(db_port)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supalite.cli", "start"], cwd=project, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        anon = ""
-        assert server.stdout is not None
-        for line in server.stdout:
-            if line.strip().startswith("anon key:"):
-                anon = line.split(":", 1)[1].strip()
-            if line.strip().startswith("Secret key:"):
-                break
+        server, banner = start_supalite(project, env)
+        anon = banner["anon key"]
         baseline = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "baseline_app:app", "--port", str(base_port),
              "--log-level", "warning", "--no-access-log"], cwd=project,

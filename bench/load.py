@@ -1,5 +1,6 @@
-"""What every bench script needs to drive a live server: a free port, waiting for it, and
-`wrk` run against it with its figures parsed (requests/s, p50 and p99 in ms)."""
+"""What every bench script needs to drive a live server: a free port, `supalite start` with the
+keys its banner prints, waiting for it, and `wrk` run against it with its figures parsed
+(requests/s, p50 and p99 in ms)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+from pathlib import Path
 
 import httpx
 
@@ -18,6 +22,30 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def start_supalite(
+    cwd: Path, env: dict[str, str], *args: str
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`supalite start ARGS` in `cwd`, and what its banner says ("anon key", "service_role
+    key", "DB URL", …).  The rest of its output is drained, so it never blocks on a full pipe."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "supalite.cli", "start", *args], cwd=cwd, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    banner: dict[str, str] = {}
+    assert server.stdout is not None
+    for line in server.stdout:
+        key, sep, value = line.strip().partition(": ")
+        if sep:
+            banner[key] = value.strip()
+        if key == "Secret key":
+            break
+    if "anon key" not in banner:
+        server.kill()
+        raise SystemExit("supalite did not start")
+    threading.Thread(target=server.stdout.read, daemon=True).start()
+    return server, banner
 
 
 def wait_http(url: str, headers: dict[str, str] | None = None, timeout: float = 60) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import asyncpg
 import jwt
 import websockets
-from load import free_port, wait_http
+from load import free_port, start_supalite, wait_http
 
 SECRET = "bench-secret-bench-secret-bench-secret-00"
 SCHEMA = """
@@ -247,17 +247,8 @@ def main() -> None:
         api_port, db_port, echo_port = free_port(), free_port(), free_port()
         env = {**os.environ, "SUPALITE_PORT": str(api_port), "SUPALITE_DB_PORT": str(db_port),
                "SUPALITE_JWT_SECRET": SECRET}  # fmt: skip
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supalite.cli", "start"],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        anon = ""
-        assert server.stdout is not None
-        for line in server.stdout:
-            if line.strip().startswith("anon key:"):
-                anon = line.split(":", 1)[1].strip()
-            if line.strip().startswith("Secret key:"):
-                break
+        server, banner = start_supalite(project, env)
+        anon = banner["anon key"]
         echo = subprocess.Popen([sys.executable, __file__, "--echo", str(echo_port)])
         try:
             wait_http(f"http://127.0.0.1:{api_port}/health")

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 import asyncpg
-from load import free_port, wait_http, wrk
+from load import free_port, start_supalite, wait_http, wrk
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = """
@@ -120,17 +120,8 @@ def main() -> None:
         api_port, db_port, base_port = free_port(), free_port(), free_port()
         env = {**os.environ, "SUPALITE_PORT": str(api_port), "SUPALITE_DB_PORT": str(db_port),
                "SUPALITE_JWT_SECRET": "bench-secret-bench-secret-bench-secret-00"}  # fmt: skip
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supalite.cli", "start", "--workers", str(args.workers)],
-            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        anon = ""
-        assert server.stdout is not None
-        for line in server.stdout:
-            if line.strip().startswith("anon key:"):
-                anon = line.split(":", 1)[1].strip()
-            if line.strip().startswith("Secret key:"):
-                break
+        server, banner = start_supalite(project, env, "--workers", str(args.workers))
+        anon = banner["anon key"]
         db_url = f"postgresql://postgres:postgres@127.0.0.1:{db_port}/postgres"
         baseline = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "handwritten_app:app", "--port", str(base_port),

@@ -20,7 +20,6 @@ import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -30,7 +29,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import redis.asyncio as aioredis
-from load import free_port
+from load import free_port, start_supalite
 
 from supalite.sessions import migrations
 from supalite.sessions.backends.file import FileStore
@@ -416,28 +415,11 @@ def main() -> None:
                 shutil.copy(f, mig / f.name)
         api_port, db_port, redis_port = free_port(), free_port(), free_port()
         env = {**os.environ, "SUPALITE_PORT": str(api_port), "SUPALITE_DB_PORT": str(db_port)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supalite.cli", "start"],
-            cwd=work,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        server, info = start_supalite(work, env)
         redis_proc = subprocess.Popen(
             ["redis-server", "--port", str(redis_port), "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
         )
-        info: dict[str, str] = {}
-        assert server.stdout is not None
-        for line in server.stdout:
-            key, sep, value = line.partition(": ")
-            if sep:
-                info[key.strip()] = value.strip()
-            if "Secret key" in info:
-                break
-        if "service_role key" not in info:
-            raise SystemExit("supalite did not start")
         try:
             time.sleep(0.3)  # redis-server accepting
             rows = asyncio.run(

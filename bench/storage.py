@@ -40,7 +40,7 @@ from pathlib import Path
 
 import httpx
 import psutil
-from load import free_port, wait_http, wrk
+from load import free_port, start_supalite, wait_http, wrk
 
 MB = 1000 * 1000
 CHUNK = 1024 * 1024
@@ -114,18 +114,9 @@ def main() -> None:
         cfg.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPALITE_", "PGRST_"))}
         env.pop("DATABASE_URL", None)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "supalite.cli", "start"], cwd=root, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        server, banner = start_supalite(root, env)
         try:
-            service = ""
-            assert server.stdout is not None
-            for line in server.stdout:
-                if line.strip().startswith("service_role key:"):
-                    service = line.split(":", 1)[1].strip()
-                if line.strip().startswith("Secret key"):
-                    break
+            service = banner["service_role key"]
             base = f"http://127.0.0.1:{port}/storage/v1"
             h = {"apikey": service, "Authorization": f"Bearer {service}"}
             wait_http(f"http://127.0.0.1:{port}/health")
