@@ -12,6 +12,19 @@ from supalite.sessions.models import Session, SessionCredentials
 
 Opener = Callable[[str, str, Any], Any]  # (session_id, column, stored) -> value
 
+# The columns stored as JSON text (jsonb in PostgreSQL) by the one-column-per-field backends.
+JSON_COLUMNS = frozenset({"headers", "client_information", "tokens", "oauth_state"})
+
+
+def to_column(column: str, value: Any) -> Any:
+    """The value to bind for `column`: JSON columns go as JSON text."""
+    return json.dumps(value) if column in JSON_COLUMNS and value is not None else value
+
+
+def from_column(session_id: str, column: str, stored: Any) -> Any:
+    """A stored column read back: JSON columns parsed (malformed text is `corrupt_data`)."""
+    return load_json(session_id, column, stored) if column in JSON_COLUMNS else stored
+
 
 def load_json(session_id: str, column: str, text: Any) -> Any:
     """A JSON column read as text; malformed text is a `corrupt_data` error naming the column."""

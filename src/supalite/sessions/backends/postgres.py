@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import asyncpg
 
 from supalite.sessions import errors, models
-from supalite.sessions.codec import credentials_from, load_json, session_from
+from supalite.sessions.codec import (
+    JSON_COLUMNS,
+    credentials_from,
+    from_column,
+    session_from,
+    to_column,
+)
 from supalite.sessions.migrations import install_sql
 from supalite.sessions.models import Session, SessionCredentials
 from supalite.sessions.store import SessionStore
@@ -32,7 +37,6 @@ _CRED_COLS = (
     "c.client_information::text as client_information, c.tokens::text as tokens,"
     " c.code_verifier, c.client_id, c.oauth_state::text as oauth_state"
 )
-_JSONB = frozenset({"headers", "client_information", "tokens", "oauth_state"})
 
 
 def visible(now: str, t: str = _S) -> str:
@@ -53,6 +57,11 @@ _DISCONNECTS = (
     OSError,
     asyncio.TimeoutError,
 )
+
+
+def _jsonb(column: str) -> str:
+    """The cast a bind parameter of `column` needs (JSON columns are bound as text)."""
+    return "::jsonb" if column in JSON_COLUMNS else ""
 
 
 class PostgresStore(SessionStore):
@@ -101,12 +110,7 @@ class PostgresStore(SessionStore):
             raise errors.SessionStoreError(errors.BACKEND, f"postgres: {e}") from e
 
     def _open(self, session_id: str, column: str, stored: Any) -> Any:
-        value = load_json(session_id, column, stored) if column in _JSONB else stored
-        return self.open_field(session_id, column, value)
-
-    def _param(self, column: str, value: Any) -> Any:
-        """The bind value of a column: JSONB columns go as JSON text, cast in the SQL."""
-        return json.dumps(value) if column in _JSONB and value is not None else value
+        return self.open_field(session_id, column, from_column(session_id, column, stored))
 
     def _session(self, row: Mapping[str, Any]) -> Session:
         return session_from(row, self._open, lambda t: t)
@@ -153,7 +157,7 @@ class PostgresStore(SessionStore):
                     row.updated_at,
                     row.expires_at,
                     row.status,
-                    self._param("headers", values["headers"]),
+                    to_column("headers", values["headers"]),
                     row.auth_url,
                 )
             except asyncpg.UniqueViolationError as e:
@@ -168,8 +172,8 @@ class PostgresStore(SessionStore):
         sets = []
         status = "status"  # the merged status decides the expiry
         for column in sorted(changes):  # names come from models.UPDATABLE only
-            params.append(self._param(column, changes[column]))
-            cast = "::jsonb" if column in _JSONB else ""
+            params.append(to_column(column, changes[column]))
+            cast = _jsonb(column)
             sets.append(f"{column} = ${len(params)}{cast}")
             if column == "status":
                 status = f"${len(params)}"
@@ -196,8 +200,8 @@ class PostgresStore(SessionStore):
             return
         now = self.clock()
         cols = sorted(changes)
-        params = [user_id, session_id, now, *(self._param(c, changes[c]) for c in cols)]
-        placeholders = [f"${i + 4}{'::jsonb' if c in _JSONB else ''}" for i, c in enumerate(cols)]
+        params = [user_id, session_id, now, *(to_column(c, changes[c]) for c in cols)]
+        placeholders = [f"${i + 4}{_jsonb(c)}" for i, c in enumerate(cols)]
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols)
         sql = (
             f"insert into {_C} (user_id, session_id, updated_at, {', '.join(cols)})"
@@ -301,7 +305,7 @@ class PostgresStore(SessionStore):
                 (_S, ("headers",)),
                 (_C, ("client_information", "tokens", "code_verifier")),
             ):
-                select = ", ".join(f"{c}{'::text' if c in _JSONB else ''} as {c}" for c in cols)
+                select = ", ".join(f"{c}::text as {c}" if c in JSON_COLUMNS else c for c in cols)
                 rows = await conn.fetch(
                     f"select user_id, session_id, {select} from {table} for update"
                 )
@@ -309,21 +313,18 @@ class PostgresStore(SessionStore):
                     sid = r["session_id"]
                     stale = {}
                     for c in cols:
-                        stored = load_json(sid, c, r[c]) if c in _JSONB else r[c]
+                        stored = from_column(sid, c, r[c])
                         if not self.cipher.is_current(stored):
                             stale[c] = self.cipher.seal(self.open_field(sid, c, stored))
                     if not stale:
                         continue
                     names = sorted(stale)
-                    sets = ", ".join(
-                        f"{c} = ${i + 3}{'::jsonb' if c in _JSONB else ''}"
-                        for i, c in enumerate(names)
-                    )
+                    sets = ", ".join(f"{c} = ${i + 3}{_jsonb(c)}" for i, c in enumerate(names))
                     await conn.execute(
                         f"update {table} set {sets} where user_id = $1 and session_id = $2",
                         r["user_id"],
                         sid,
-                        *(self._param(c, stale[c]) for c in names),
+                        *(to_column(c, stale[c]) for c in names),
                     )
                     count += len(stale)
         return count

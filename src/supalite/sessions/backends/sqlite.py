@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Mapping
@@ -15,7 +14,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from supalite.sessions import errors, models
-from supalite.sessions.codec import credentials_from, load_json, session_from
+from supalite.sessions.codec import (
+    credentials_from,
+    from_column,
+    session_from,
+    to_column,
+)
 from supalite.sessions.models import Session, SessionCredentials, to_millis
 from supalite.sessions.store import SessionStore
 
@@ -36,7 +40,6 @@ create table if not exists mcp_credentials (
   foreign key (user_id, session_id) references mcp_sessions (user_id, session_id)
     on delete cascade);
 """
-_JSON = frozenset({"headers", "client_information", "tokens", "oauth_state"})
 _SESSION_COLS = (
     "session_id, user_id, server_id, server_name, server_url, transport_type, callback_url,"
     " created_at, updated_at, expires_at, status, headers, auth_url"
@@ -106,11 +109,7 @@ class SqliteStore(SessionStore):
         return await asyncio.to_thread(call)
 
     def _open(self, session_id: str, column: str, stored: Any) -> Any:
-        value = load_json(session_id, column, stored) if column in _JSON else stored
-        return self.open_field(session_id, column, value)
-
-    def _param(self, column: str, value: Any) -> Any:
-        return json.dumps(value) if column in _JSON and value is not None else value
+        return self.open_field(session_id, column, from_column(session_id, column, stored))
 
     def _session(self, row: Mapping[str, Any]) -> Session:
         return session_from(row, self._open, models.from_millis)
@@ -123,7 +122,7 @@ class SqliteStore(SessionStore):
     async def create(self, session: Session) -> Session:
         now = self.clock()
         row = models.new_session(session, now)
-        headers = self._param("headers", self.cipher.seal(row.headers))
+        headers = to_column("headers", self.cipher.seal(row.headers))
 
         def go(db: sqlite3.Connection) -> None:
             db.execute(
@@ -162,7 +161,7 @@ class SqliteStore(SessionStore):
         params: dict[str, Any] = {"uid": user_id, "sid": session_id, "now": to_millis(self.clock())}
         sets = []
         for column in sorted(changes):  # names come from models.UPDATABLE only
-            params[f"v_{column}"] = self._param(column, changes[column])
+            params[f"v_{column}"] = to_column(column, changes[column])
             sets.append(f"{column} = :v_{column}")
         status = ":v_status" if "status" in changes else "status"
         sets.append("updated_at = :now")
@@ -187,7 +186,7 @@ class SqliteStore(SessionStore):
             "uid": user_id,
             "sid": session_id,
             "now": to_millis(self.clock()),
-            **{f"v_{c}": self._param(c, changes[c]) for c in cols},
+            **{f"v_{c}": to_column(c, changes[c]) for c in cols},
         }
         sql = (
             f"insert into mcp_credentials (user_id, session_id, updated_at, {', '.join(cols)})"
@@ -292,13 +291,13 @@ class SqliteStore(SessionStore):
                 for r in rows.fetchall():
                     sid = r["session_id"]
                     for c in cols:
-                        stored = load_json(sid, c, r[c]) if c in _JSON else r[c]
+                        stored = from_column(sid, c, r[c])
                         if self.cipher.is_current(stored):
                             continue
                         value = self.cipher.seal(self.open_field(sid, c, stored))
                         db.execute(
                             f"update {table} set {c} = ? where user_id = ? and session_id = ?",
-                            (self._param(c, value), r["user_id"], sid),
+                            (to_column(c, value), r["user_id"], sid),
                         )
                         count += 1
             return count
