@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import jwt
 import psutil
 import pytest
@@ -67,6 +68,25 @@ class Served:
 
     def log(self) -> str:
         return "".join(self.server.output)
+
+
+def assert_sse_streams(served: Served, function: str, gate: Path) -> None:
+    """`function` sends "data: one", waits for `gate` to exist, then sends "data: two": both
+    arrive in order only if the response streams (a buffered one would never finish)."""
+    with (
+        httpx.Client(timeout=60) as c,
+        c.stream(
+            "GET", f"{served.fn_url}/{function}", params={"gate": str(gate)},
+            headers=served.anon_headers(),
+        ) as r,
+    ):  # fmt: skip
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = r.iter_lines()
+        assert next(lines) == "data: one"
+        gate.write_text("go")
+        rest = [line for line in lines if line]
+    assert rest == ["data: two"]
 
 
 def is_worker(cmdline: list[str]) -> bool:

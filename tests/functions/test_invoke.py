@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.functions.conftest import USERS, Served, worker_pids
+from tests.functions.conftest import USERS, Served, assert_sse_streams, worker_pids
 
 
 def call(served: Served, method: str, path: str, **kw: object) -> httpx.Response:
@@ -191,20 +191,7 @@ def test_environment_and_dotenv_secrets(served: Served) -> None:
 
 
 def test_server_sent_events_stream(served: Served, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
-    url = served.fn_url + "/sse"
-    with (
-        httpx.Client(timeout=30) as c,
-        c.stream("GET", url, params={"gate": str(gate)}, headers=served.anon_headers()) as r,
-    ):
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        lines = r.iter_lines()
-        assert next(lines) == "data: one"
-        # The function sends "two" only after this: only a streamed response gets here.
-        gate.write_text("go")
-        rest = [line for line in lines if line]
-    assert rest == ["data: two"]
+    assert_sse_streams(served, "sse", tmp_path / "gate")
 
 
 # -------------------------------------------------------------------------- failures

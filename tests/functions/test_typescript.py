@@ -11,7 +11,7 @@ import httpx
 import psutil
 
 from supalite.functions.runtime import find_deno
-from tests.functions.conftest import USERS, Served
+from tests.functions.conftest import USERS, Served, assert_sse_streams
 
 DENO_MISSING = "Deno is not installed: run `make test-deps` (npm install in tests/compat/js)"
 
@@ -69,19 +69,7 @@ async def test_supabase_js_inside_a_function_sees_rls(served: Served) -> None:
 
 
 def test_typescript_sse_streams(served: Served, tmp_path: Path) -> None:
-    gate = tmp_path / "ts-gate"
-    url = served.fn_url + "/ts-sse"
-    with (
-        httpx.Client(timeout=60) as c,
-        c.stream("GET", url, params={"gate": str(gate)}, headers=served.anon_headers()) as r,
-    ):
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        lines = r.iter_lines()
-        assert next(lines) == "data: one"
-        gate.write_text("go")
-        rest = [line for line in lines if line]
-    assert rest == ["data: two"]
+    assert_sse_streams(served, "ts-sse", tmp_path / "ts-gate")
 
 
 def test_typescript_error_is_500_without_trace(served: Served) -> None:
