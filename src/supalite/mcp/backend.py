@@ -11,12 +11,12 @@ The same code serves a local supalite and a Supabase project:
 from __future__ import annotations
 
 import asyncio
-import json
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import asyncpg
 import httpx
@@ -144,7 +144,11 @@ class DirectSql:
 
 
 class Backend:
-    """One project, reached with the service key (service mode)."""
+    """One project, and who is calling it.
+
+    Made with the service key (service mode); `as_user` gives a view that shares the HTTP
+    client and the SQL path but sends the anon key and a user's access token instead, so the
+    project's gateway and RLS treat the agent exactly as that user."""
 
     def __init__(self, config: BackendConfig, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config
@@ -152,20 +156,82 @@ class Backend:
             base_url=config.url,
             transport=transport,
             timeout=httpx.Timeout(60.0, connect=10.0),
-            headers={
-                "apikey": config.service_key,
-                "Authorization": f"Bearer {config.service_key}",
-            },
         )
+        self.auth_headers: dict[str, str] = {
+            "apikey": config.service_key,
+            "Authorization": f"Bearer {config.service_key}",
+        }
+        self.user_mode = False
         self.sql: SqlPath = (
             DirectSql(config.database_url, config.supabase_dir)
             if config.database_url
-            else _HttpSql(self.http)
+            else _HttpSql(self.http, self.auth_headers)
         )
+
+    @property
+    def public_key(self) -> str | None:
+        """The key an app would send as `apikey` (anon or publishable)."""
+        return self.config.anon_key or self.config.publishable_key
+
+    def as_user(self, access_token: str) -> Backend:
+        """The same project reached as the user whose access token this is."""
+        view = copy.copy(self)
+        view.auth_headers = {
+            "apikey": self.public_key or self.config.service_key,
+            "Authorization": f"Bearer {access_token}",
+        }
+        view.user_mode = True
+        return view
 
     async def aclose(self) -> None:
         await self.sql.aclose()
         await self.http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """One HTTP call to the project (`path` from the root, e.g. `/storage/v1/bucket`) as
+        this view's caller; a network failure is a BackendError."""
+        try:
+            return await self.http.request(
+                method,
+                path,
+                params=params,
+                json=json_body,
+                content=content,
+                headers={**self.auth_headers, **(headers or {})},
+                timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+            )
+        except httpx.HTTPError as e:
+            raise BackendError("network", f"cannot reach {self.config.url}: {e}") from e
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> tuple[Any, httpx.Headers]:
+        """A JSON call to any service: the decoded body and the headers, or BackendError with
+        the service's own code and message (PostgREST's, GoTrue's or Storage's shape)."""
+        r = await self.request(method, path, params=params, json_body=json_body, headers=headers)
+        try:
+            data = r.json() if r.content else None
+        except ValueError:
+            data = r.text
+        if r.status_code >= 400:
+            raise service_error(r.status_code, data)
+        return data, r.headers
 
     async def rest(
         self,
@@ -180,7 +246,13 @@ class Backend:
         Data API's own code and message."""
         for attempt in range(_SCHEMA_RETRIES + 1):
             try:
-                return await self._rest_once(method, path, params, body, headers)
+                return await self.call(
+                    method,
+                    "/rest/v1" + path,
+                    params=params,
+                    json_body=body,
+                    headers={"Content-Type": "application/json", **(headers or {})},
+                )
             except BackendError as e:
                 # The Data API reloads its schema cache a moment after DDL: an agent that has
                 # just created a table must not be told it does not exist.
@@ -189,38 +261,17 @@ class Backend:
                 await asyncio.sleep(0.25)
         raise AssertionError("unreachable")
 
-    async def _rest_once(
-        self,
-        method: str,
-        path: str,
-        params: list[tuple[str, str]] | None,
-        body: Any,
-        headers: Mapping[str, str] | None,
-    ) -> tuple[Any, httpx.Headers]:
-        try:
-            r = await self.http.request(
-                method,
-                "/rest/v1" + path,
-                params=cast(Any, params),
-                content=None if body is None else json.dumps(body),
-                headers={"Content-Type": "application/json", **(headers or {})},
-            )
-        except httpx.HTTPError as e:
-            raise BackendError("network", f"cannot reach {self.config.url}: {e}") from e
-        try:
-            data = r.json() if r.content else None
-        except ValueError:
-            data = r.text
-        if r.status_code >= 400:
-            raise _rest_error(r.status_code, data)
-        return data, r.headers
 
-
-def _rest_error(status: int, data: Any) -> BackendError:
+def service_error(status: int, data: Any) -> BackendError:
+    """A failed answer of any service as a BackendError: PostgREST's `code`/`message`,
+    GoTrue's `error_code`/`msg`, Storage's `error`/`message` (with the real status as a
+    string in `statusCode`)."""
     if isinstance(data, dict):
+        code = data.get("code") or data.get("error_code") or data.get("error")
+        message = data.get("message") or data.get("msg") or data.get("error_description") or data
         return BackendError(
-            str(data.get("code") or status),
-            str(data.get("message") or data.get("msg") or data),
+            str(code or status),
+            str(message),
             status,
             data.get("details"),
             data.get("hint"),
@@ -231,12 +282,13 @@ def _rest_error(status: int, data: Any) -> BackendError:
 class _HttpSql:
     """supalite's `/pg` endpoints (service_role only)."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, auth_headers: Mapping[str, str]) -> None:
         self.http = http
+        self.auth_headers = dict(auth_headers)  # always the service key's: /pg is admin only
 
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         try:
-            r = await self.http.request(method, "/pg" + path, json=body)
+            r = await self.http.request(method, "/pg" + path, json=body, headers=self.auth_headers)
         except httpx.HTTPError as e:
             raise BackendError("network", f"cannot reach the admin SQL path: {e}") from e
         try:

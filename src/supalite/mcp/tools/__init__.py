@@ -6,6 +6,7 @@ A later group (auth, storage, realtime, functions, debugging) is one more module
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ class ToolSpec:
     destructive_hint: bool
     idempotent_hint: bool
     writes: bool  # hidden (not listed at all) in read-only mode
+    # Needs the service key (admin SQL, admin APIs): absent once the session acts as a user.
+    service_only: bool = False
 
 
 def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -135,12 +138,14 @@ def cap_rows(rows: list[Any], max_rows: int, max_bytes: int) -> tuple[list[Any],
     return out, truncated
 
 
+# Each group is the module `supalite.mcp.tools.<group>` with its `TOOLS`.
 GROUPS = ("data", "database", "development")
 # Named by the issue, built in later sessions: accepted by --features with a clear message.
 FUTURE_GROUPS = ("auth", "storage", "realtime", "functions", "debugging")
 
 
 def all_tools() -> list[ToolSpec]:
-    from supalite.mcp.tools import data, database, development
-
-    return [*data.TOOLS, *database.TOOLS, *development.TOOLS]
+    out: list[ToolSpec] = []
+    for group in GROUPS:
+        out.extend(importlib.import_module(f"supalite.mcp.tools.{group}").TOOLS)
+    return out

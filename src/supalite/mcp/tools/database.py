@@ -395,6 +395,7 @@ TOOLS = [
         destructive_hint=False,
         idempotent_hint=True,
         writes=False,
+        service_only=True,
     ),
     ToolSpec(
         "list_tables",
@@ -423,6 +424,7 @@ TOOLS = [
         destructive_hint=False,
         idempotent_hint=True,
         writes=False,
+        service_only=True,
     ),
     ToolSpec(
         "describe_table",
@@ -439,6 +441,7 @@ TOOLS = [
         destructive_hint=False,
         idempotent_hint=True,
         writes=False,
+        service_only=True,
     ),
     ToolSpec(
         "list_extensions",
@@ -455,6 +458,7 @@ TOOLS = [
         destructive_hint=False,
         idempotent_hint=True,
         writes=False,
+        service_only=True,
     ),
     ToolSpec(
         "list_migrations",
@@ -468,6 +472,7 @@ TOOLS = [
         destructive_hint=False,
         idempotent_hint=True,
         writes=False,
+        service_only=True,
     ),
     ToolSpec(
         "apply_migration",
@@ -500,6 +505,7 @@ TOOLS = [
         destructive_hint=True,
         idempotent_hint=False,
         writes=True,
+        service_only=True,
     ),
     ToolSpec(
         "execute_sql",
@@ -527,6 +533,7 @@ TOOLS = [
         destructive_hint=True,
         idempotent_hint=False,
         writes=False,
+        service_only=True,
     ),
     ToolSpec(
         "explain_query",
@@ -540,5 +547,6 @@ TOOLS = [
         destructive_hint=False,
         idempotent_hint=True,
         writes=False,
+        service_only=True,
     ),
 ]
