@@ -94,7 +94,7 @@ def test_tables_policies_and_triggers(supabase_server: LiveServer) -> None:
     rls = sql(
         supabase_server,
         "select relname, relrowsecurity from pg_class where relname in"
-        " ('mcp_sessions', 'mcp_credentials')",
+        " ('mcp_sessions', 'mcp_credentials') and relnamespace = 'public'::regnamespace",
     )
     assert all(r["relrowsecurity"] for r in rls) and len(rls) == 2
     fk = sql(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -27,8 +28,8 @@ from supalite.sessions.migrations import install_sql
 from supalite.sessions.models import Session, SessionCredentials
 from supalite.sessions.store import SessionStore
 
-_S = "public.mcp_sessions"
-_C = "public.mcp_credentials"
+_SCHEMA = "public"  # where the shipped migrations put the tables
+_IDENT = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _SESSION_COLS = (
     "session_id, user_id, server_id, server_name, server_url, transport_type, callback_url,"
     " created_at, updated_at, expires_at, status, headers::text as headers, auth_url"
@@ -39,7 +40,7 @@ _CRED_COLS = (
 )
 
 
-def visible(now: str, t: str = _S) -> str:
+def visible(now: str, t: str = "mcp_sessions") -> str:
     """The SQL twin of `models.is_visible`, with `now` a bind parameter."""
     return (
         f"(case when {t}.status = 'active'"
@@ -67,9 +68,24 @@ def _jsonb(column: str) -> str:
 class PostgresStore(SessionStore):
     name = "postgres"
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10, **kw: Any) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = _SCHEMA,
+        min_size: int = 1,
+        max_size: int = 10,
+        **kw: Any,
+    ) -> None:
+        """`schema`: where the tables are — `public` as the shipped migrations make them, or
+        a private schema (supalite's own MCP server keeps its sessions in `supalite_mcp`)."""
         super().__init__(**kw)
+        if not _IDENT.fullmatch(schema):
+            raise errors.SessionStoreError(errors.CONFIG, f"bad schema name {schema!r}")
         self.dsn = dsn
+        self.schema = schema
+        self._s = f"{schema}.mcp_sessions"
+        self._c = f"{schema}.mcp_credentials"
         self._sizes = (min_size, max_size)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
@@ -119,13 +135,23 @@ class PostgresStore(SessionStore):
 
     async def init(self) -> None:
         async with self._conn() as conn:
-            await conn.execute(f"select 1 from {_S} limit 0; select 1 from {_C} limit 0")
+            await conn.execute(f"select 1 from {self._s} limit 0; select 1 from {self._c} limit 0")
 
     async def install_schema(self) -> None:
         """Create the tables, indexes and triggers (no RLS policies, no cron): for a plain
         PostgreSQL that is not a Supabase project."""
-        async with self._conn() as conn:
-            await conn.execute(install_sql())
+        sql = install_sql()
+        if self.schema != _SCHEMA:
+            # The shipped file names its objects `public.…` (it is never edited, see
+            # migrations/__init__.py), so the private copy is the same text re-qualified.
+            sql = f"create schema if not exists {self.schema};\n" + sql.replace(
+                f"{_SCHEMA}.", f"{self.schema}."
+            )
+        async with self._conn() as conn, conn.transaction():
+            # Several processes may install at once; CREATE … IF NOT EXISTS alone can still
+            # collide in the catalog.
+            await conn.execute("select pg_advisory_xact_lock(hashtext('supalite.sessions'))")
+            await conn.execute(sql)
 
     # ------------------------------------------------------------------ interface
 
@@ -136,14 +162,15 @@ class PostgresStore(SessionStore):
         async with self._conn() as conn, conn.transaction():
             # An expired row with this id is gone for readers; make it gone for the insert.
             await conn.execute(
-                f"delete from {_S} where session_id = $1 and not {visible('$2')}",
+                f"delete from {self._s} where session_id = $1 and not {visible('$2')}",
                 row.session_id,
                 now,
             )
             try:
                 await conn.execute(
-                    f"insert into {_S} (session_id, user_id, server_id, server_name, server_url,"
-                    " transport_type, callback_url, created_at, updated_at, expires_at, status,"
+                    f"insert into {self._s} (session_id, user_id, server_id, server_name,"
+                    " server_url, transport_type, callback_url, created_at, updated_at,"
+                    " expires_at, status,"
                     " headers, auth_url) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
                     " $12::jsonb, $13)",
                     row.session_id,
@@ -184,7 +211,7 @@ class PostgresStore(SessionStore):
         )
         async with self._conn() as conn:
             done = await conn.fetchval(
-                f"update {_S} set {', '.join(sets)} where user_id = $1 and session_id = $2"
+                f"update {self._s} set {', '.join(sets)} where user_id = $1 and session_id = $2"
                 f" and {visible('$3')} returning 1",
                 *params,
             )
@@ -204,8 +231,8 @@ class PostgresStore(SessionStore):
         placeholders = [f"${i + 4}{_jsonb(c)}" for i, c in enumerate(cols)]
         updates = ", ".join(f"{c} = excluded.{c}" for c in cols)
         sql = (
-            f"insert into {_C} (user_id, session_id, updated_at, {', '.join(cols)})"
-            f" select $1, $2, $3, {', '.join(placeholders)} where exists (select 1 from {_S}"
+            f"insert into {self._c} (user_id, session_id, updated_at, {', '.join(cols)})"
+            f" select $1, $2, $3, {', '.join(placeholders)} where exists (select 1 from {self._s}"
             f" where user_id = $1 and session_id = $2 and {visible('$3')})"
             f" on conflict (user_id, session_id) do update set updated_at = $3, {updates}"
             " returning 1"
@@ -221,7 +248,7 @@ class PostgresStore(SessionStore):
     async def get(self, user_id: str, session_id: str) -> Session | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                f"select {_SESSION_COLS} from {_S} where user_id = $1 and session_id = $2"
+                f"select {_SESSION_COLS} from {self._s} where user_id = $1 and session_id = $2"
                 f" and {visible('$3')}",
                 user_id,
                 session_id,
@@ -232,8 +259,8 @@ class PostgresStore(SessionStore):
     async def get_credentials(self, user_id: str, session_id: str) -> SessionCredentials | None:
         async with self._conn() as conn:
             row = await conn.fetchrow(
-                f"select c.session_id is not null as has, {_CRED_COLS} from {_S} s"
-                f" left join {_C} c using (user_id, session_id)"
+                f"select c.session_id is not null as has, {_CRED_COLS} from {self._s} s"
+                f" left join {self._c} c using (user_id, session_id)"
                 f" where s.user_id = $1 and s.session_id = $2 and {visible('$3', 's')}",
                 user_id,
                 session_id,
@@ -246,13 +273,13 @@ class PostgresStore(SessionStore):
     async def clear_credentials(self, user_id: str, session_id: str) -> None:
         async with self._conn() as conn:
             await conn.execute(
-                f"delete from {_C} where user_id = $1 and session_id = $2", user_id, session_id
+                f"delete from {self._c} where user_id = $1 and session_id = $2", user_id, session_id
             )
 
     async def list(self, user_id: str) -> list[Session]:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"select {_SESSION_COLS} from {_S} where user_id = $1 and {visible('$2')}"
+                f"select {_SESSION_COLS} from {self._s} where user_id = $1 and {visible('$2')}"
                 " order by created_at, session_id",
                 user_id,
                 self.clock(),
@@ -262,13 +289,13 @@ class PostgresStore(SessionStore):
     async def delete(self, user_id: str, session_id: str) -> None:
         async with self._conn() as conn:
             await conn.execute(
-                f"delete from {_S} where user_id = $1 and session_id = $2", user_id, session_id
+                f"delete from {self._s} where user_id = $1 and session_id = $2", user_id, session_id
             )
 
     async def list_ids(self, user_id: str) -> builtins.list[str]:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"select session_id from {_S} where user_id = $1 and {visible('$2')}"
+                f"select session_id from {self._s} where user_id = $1 and {visible('$2')}"
                 " order by created_at, session_id",
                 user_id,
                 self.clock(),
@@ -278,7 +305,7 @@ class PostgresStore(SessionStore):
     async def list_all_ids(self) -> builtins.list[str]:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"select session_id from {_S} where {visible('$1')} order by created_at,"
+                f"select session_id from {self._s} where {visible('$1')} order by created_at,"
                 " session_id",
                 self.clock(),
             )
@@ -286,13 +313,13 @@ class PostgresStore(SessionStore):
 
     async def clear_all(self) -> None:
         async with self._conn() as conn, conn.transaction():
-            await conn.execute(f"delete from {_C}")
-            await conn.execute(f"delete from {_S}")
+            await conn.execute(f"delete from {self._c}")
+            await conn.execute(f"delete from {self._s}")
 
     async def cleanup_expired(self) -> int:
         async with self._conn() as conn:
             rows = await conn.fetch(
-                f"delete from {_S} where not {visible('$1')} returning 1", self.clock()
+                f"delete from {self._s} where not {visible('$1')} returning 1", self.clock()
             )
         return len(rows)
 
@@ -302,8 +329,8 @@ class PostgresStore(SessionStore):
         count = 0
         async with self._conn() as conn, conn.transaction():
             for table, cols in (
-                (_S, ("headers",)),
-                (_C, ("client_information", "tokens", "code_verifier")),
+                (self._s, ("headers",)),
+                (self._c, ("client_information", "tokens", "code_verifier")),
             ):
                 select = ", ".join(f"{c}::text as {c}" if c in JSON_COLUMNS else c for c in cols)
                 rows = await conn.fetch(
