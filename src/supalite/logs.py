@@ -7,11 +7,13 @@ several processes can share the file.  `supalite logs` and the MCP log tools rea
 
 from __future__ import annotations
 
+import collections
 import functools
 import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,13 @@ _SERVICES = {
     "rest": "rest", "graphql": "graphql", "auth": "auth", "storage": "storage",
     "realtime": "realtime", "functions": "functions", "pg": "pg", "mcp": "mcp",
 }  # fmt: skip
+# What a `service` filter may name: every value `service_of` can give.
+SERVICES = (*sorted(set(_SERVICES.values())), "gateway")
+
+
+def log_path(data_dir: Path) -> Path:
+    """Where a project's request log lives (its data directory's `logs/requests.jsonl`)."""
+    return data_dir / "logs" / "requests.jsonl"
 
 
 # One encoder for every line: `json.dumps` with options builds a new one per call.
@@ -109,10 +118,22 @@ class RequestLogMiddleware:
 
 
 def read_log(
-    path: Path, service: str | None = None, limit: int | None = None
+    path: Path,
+    service: str | None = None,
+    limit: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Entries oldest first (the rotated file before the current one), filtered by service."""
-    entries: list[dict[str, Any]] = []
+    """Entries oldest first (the rotated file before the current one), filtered by service
+    and by time (`since` <= time < `until`); `limit` keeps the last N that match."""
+    # Times are compared as strings: every entry's is the same fixed-width UTC format.
+    lo, hi = (
+        t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if t else None
+        for t in (since, until)
+    )
+    entries: collections.deque[dict[str, Any]] = collections.deque(
+        maxlen=limit if limit and limit > 0 else None
+    )
     for p in (path.with_suffix(".jsonl.1"), path):
         try:
             with open(p, encoding="utf-8", errors="replace") as f:
@@ -121,10 +142,15 @@ def read_log(
                         entry = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut by a crash mid-write
-                    if isinstance(entry, dict) and (
-                        service is None or entry.get("service") == service
-                    ):
-                        entries.append(entry)
+                    if not isinstance(entry, dict):
+                        continue
+                    if service is not None and entry.get("service") != service:
+                        continue
+                    if lo is not None or hi is not None:
+                        t = entry.get("time")
+                        if not isinstance(t, str) or (lo and t < lo) or (hi and t >= hi):
+                            continue
+                    entries.append(entry)
         except FileNotFoundError:
             continue
-    yield from entries[-limit:] if limit else entries
+    yield from entries

@@ -4,6 +4,7 @@
                          → {columns, rows, row_count, truncated, command}
     GET  /pg/migrations  → [{version, name}]
     POST /pg/migrations  {name, query} → {version, name, statements, file?}
+    GET  /pg/logs?service=&since=&until=&limit=  → {entries (newest first), limit, more}
 
 Errors: `{code, message, detail?, hint?, position?}` with Postgres's SQLSTATE as the code.
 
@@ -22,12 +23,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from supalite.db.pool import with_credentials
 from supalite.gateway import GatewayError
+from supalite.logs import log_path
+from supalite.pg import logs as pg_logs
 from supalite.pg import service
 from supalite.pg.service import PgError
 
@@ -154,7 +158,21 @@ async def migrations(request: Request) -> Response:
     return JSONResponse(out, status_code=201)
 
 
+async def logs(request: Request) -> Response:
+    denied = _authorize(request)
+    if denied is not None:
+        return denied
+    path = log_path(request.app.state.runtime.settings.data_dir)
+    try:
+        # The log can be tens of megabytes: read it off the event loop.
+        out = await run_in_threadpool(pg_logs.query, path, request.query_params)
+    except PgError as e:
+        return _error(e)
+    return JSONResponse(out)
+
+
 routes = [
     Route("/query", query, methods=["POST"]),
     Route("/migrations", migrations, methods=["GET", "POST"]),
+    Route("/logs", logs, methods=["GET"]),
 ]
