@@ -24,11 +24,12 @@ from supalite.auth.tokens import TokenSigner
 from supalite.cron.scheduler import CronScheduler
 from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
+from supalite.functions import admin as functions_admin
 from supalite.functions import routes as functions_routes
 from supalite.functions.cors import FunctionsAwareCORSMiddleware
 from supalite.functions.runtime import build_functions
 from supalite.gateway import Gateway
-from supalite.logs import RequestLog, RequestLogMiddleware
+from supalite.logs import RequestLog, RequestLogMiddleware, log_path
 from supalite.mcp.mount import McpEndpoint, build_mcp_http
 from supalite.pg import routes as pg_routes
 from supalite.realtime import routes as realtime_routes
@@ -87,7 +88,7 @@ async def service_health(request: Request) -> Response:
 
 def build_app(runtime: Runtime) -> Starlette:
     settings = runtime.settings
-    log = RequestLog(settings.data_dir / "logs" / "requests.jsonl")
+    log = RequestLog(log_path(settings.data_dir))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -140,6 +141,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Mount("/inbox/v1", routes=inbox_routes.routes),
             Mount("/functions/v1", routes=functions_routes.routes),
             Mount("/pg", routes=pg_routes.routes),
+            Mount("/admin/v1", routes=functions_admin.routes),  # deployed functions, secrets
             Route("/mcp", McpEndpoint()),
         ],
         middleware=[

@@ -3,8 +3,8 @@ as the Supabase CLI lays them out), with per-function settings from config.toml'
 `[functions.<name>]` tables (`verify_jwt` defaults to true, `enabled = false` hides one).
 
 The folder is read on every lookup (a few stat calls), so a function created while the server
-runs is served at once.  Deploying to the database (a later step) slots in here as another
-source of FunctionSpecs.
+runs is served at once.  Deployed functions (stored in the database) are the other source of
+FunctionSpecs: deployed.py, consulted first by runtime.FunctionsRuntime.resolve.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class FunctionSpec:
     lang: Lang
     entrypoint: Path
     verify_jwt: bool
+    # Which secrets the workers' environment holds: a change gives fresh workers.
+    env_rev: str = ""
 
     @property
     def directory(self) -> Path:

@@ -89,7 +89,7 @@ async def invoke(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
     name = request.path_params["name"]
     try:
-        spec: FunctionSpec = runtime.lookup(name)
+        spec: FunctionSpec = await runtime.resolve(name)
         authorization = _authorization(request, gateway)
         if spec.verify_jwt and request.method != "OPTIONS":
             _check_jwt(request, gateway, authorization)

@@ -18,14 +18,15 @@ import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supalite.config import FunctionsSettings
 from supalite.functions import errors
+from supalite.functions.deployed import DeployedFunctions
 from supalite.functions.hop import HopClient, HopError, HopResponse
-from supalite.functions.registry import FunctionSpec, Registry
+from supalite.functions.registry import SLUG, FunctionSpec, Registry
 from supalite.functions.worker import BOOT_FAILED, RECYCLE_HEADER
 
 if TYPE_CHECKING:
@@ -254,10 +255,13 @@ class FunctionsRuntime:
     pools: dict[str, Pool] = field(default_factory=dict)
     socket_dir: Path = field(default_factory=lambda: Path("."))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    deployed: DeployedFunctions | None = None  # functions and secrets stored in the database
 
     async def start(self) -> None:
         # Short paths: a Unix socket path must fit in 108 bytes.
         self.socket_dir = Path(tempfile.mkdtemp(prefix="supalite-fn-"))
+        if self.deployed is not None:
+            await self.deployed.start()
 
     async def stop(self) -> None:
         workers = [w for p in self.pools.values() for w in p.workers]
@@ -265,6 +269,8 @@ class FunctionsRuntime:
         await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.deployed is not None:
+            await self.deployed.stop()
         shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def background(self, coro: object) -> None:
@@ -273,9 +279,28 @@ class FunctionsRuntime:
         task.add_done_callback(self._tasks.discard)
 
     def lookup(self, name: str) -> FunctionSpec:
+        """A function of the local folder only (see resolve)."""
         spec = self.registry.get(name)
         if spec is None:
             raise errors.not_found()
+        return spec
+
+    async def resolve(self, name: str) -> FunctionSpec:
+        """The function a call to `name` runs: the deployed version when there is one (it is
+        what every process serves, whatever their folders hold), else the local folder's."""
+        if not SLUG.match(name):
+            raise errors.not_found()
+        spec = await self.deployed.spec(name) if self.deployed is not None else None
+        if spec is None:
+            spec = self.registry.get(name)
+        if spec is None:
+            pool = self.pools.pop(name, None)
+            if pool is not None:  # deleted: its idle workers go now, not at shutdown
+                for w in list(pool.workers):
+                    pool.retire(w)
+            raise errors.not_found()
+        if self.deployed is not None:
+            spec = replace(spec, env_rev=self.deployed.env_rev)
         return spec
 
     def worker_pids(self) -> list[int]:
@@ -301,6 +326,8 @@ class FunctionsRuntime:
     def worker_env(self) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
         env.update(self.registry.secrets())
+        if self.deployed is not None:  # `supalite secrets set` wins over the local .env
+            env.update(self.deployed.env)
         env.update(self.env)
         env["PYTHONUNBUFFERED"] = "1"
         env["MALLOC_ARENA_MAX"] = "2"  # glibc arenas reserve 64 MiB of address space each
@@ -460,4 +487,5 @@ def build_functions(rt: Runtime) -> FunctionsRuntime:
         "SUPABASE_SECRET_KEYS": json.dumps({"default": keys.secret_key}),
     }
     registry = Registry(s.supabase_dir, s.functions.per_function)
-    return FunctionsRuntime(registry, s.functions, env, s.project_dir)
+    deployed = DeployedFunctions(rt.admin_url, s.data_dir, keys.jwt_secret)
+    return FunctionsRuntime(registry, s.functions, env, s.project_dir, deployed=deployed)
