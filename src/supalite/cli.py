@@ -137,11 +137,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    from supalite.logs import read_log
+    from supalite.logs import log_path, read_log
 
     settings = _settings(args)
-    path = settings.data_dir / "logs" / "requests.jsonl"
-    for entry in read_log(path, service=args.service, limit=args.lines):
+    for entry in read_log(log_path(settings.data_dir), service=args.service, limit=args.lines):
         print(json.dumps(entry, separators=(",", ":")))
     return 0
 
@@ -356,6 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
     from supalite.mcp.cli import add_command as add_mcp_command
 
     add_mcp_command(sub, common)
+
+    from supalite.typegen.cli import add_commands as add_gen_commands
+
+    add_gen_commands(sub, common)
     return p  # fmt: skip
 
 
