@@ -130,7 +130,11 @@ def second(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
 
 @asynccontextmanager
 async def stdio_session(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, elicitation_callback: Any = None
+    cwd: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    elicitation_callback: Any = None,
+    message_handler: Any = None,  # sees the server's notifications
 ) -> AsyncIterator[ClientSession]:
     """`supalite mcp` as an MCP client starts it: a subprocess speaking on stdio."""
     params = StdioServerParameters(
@@ -138,7 +142,9 @@ async def stdio_session(
     )
     async with (
         stdio_client(params) as (read, write),
-        ClientSession(read, write, elicitation_callback=elicitation_callback) as session,
+        ClientSession(
+            read, write, elicitation_callback=elicitation_callback, message_handler=message_handler
+        ) as session,
     ):
         await session.initialize()
         yield session

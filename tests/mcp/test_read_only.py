@@ -78,7 +78,8 @@ async def test_read_only_flag_per_call(live: Project) -> None:
 async def test_features_and_tools_filters(live: Project) -> None:
     async with stdio_session(live.root, "--features", "development") as s:
         names = {t.name for t in (await s.list_tools()).tools}
-        assert names == {"get_project_url", "get_publishable_keys"}
+        assert names == {"get_project_url", "get_publishable_keys", "generate_typescript_types",
+                         "generate_python_types"}  # fmt: skip
     async with stdio_session(live.root, "--tools", "query,execute_sql,insert", "--read-only") as s:
         names = {t.name for t in (await s.list_tools()).tools}
         assert names == {"query", "execute_sql"}

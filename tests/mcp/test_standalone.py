@@ -77,7 +77,7 @@ async def test_flags_instead_of_environment(second: Project, tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "args", [["--features", "nope"], ["--features", "auth"], ["--tools", "drop_everything"]]
+    "args", [["--features", "nope"], ["--tools", "query,drop_everything"], ["--tools", "x"]]
 )
 async def test_bad_selection_is_reported(tmp_path: Path, args: list[str]) -> None:
     from tests.helpers import supalite

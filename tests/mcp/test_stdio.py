@@ -17,10 +17,24 @@ from tests.mcp.conftest import (
     text_of,
 )  # fmt: skip
 
-WRITE_TOOLS = {"insert", "update", "upsert", "delete", "apply_migration"}
+WRITE_TOOLS = {"insert", "update", "upsert", "delete", "apply_migration", "broadcast"}
+WRITE_TOOLS |= {"create_bucket", "upload", "move", "remove"}  # storage
+WRITE_TOOLS |= {"deploy_edge_function", "invoke_edge_function"}  # functions
+WRITE_TOOLS |= {
+    "auth_sign_up", "auth_update_user", "auth_admin_create_user", "auth_admin_update_user",
+    "auth_admin_delete_user", "auth_admin_generate_link",
+}  # fmt: skip
 ALL_TOOLS = WRITE_TOOLS | {
     "query", "rpc", "list_schemas", "list_tables", "describe_table", "list_extensions",
     "list_migrations", "execute_sql", "explain_query", "get_project_url", "get_publishable_keys",
+    "get_logs", "get_advisors",
+    "watch_changes",
+    "auth_sign_in_with_password", "auth_sign_in_with_otp", "auth_verify_otp",
+    "auth_get_session", "auth_get_user", "auth_sign_out", "auth_admin_list_users",
+    "auth_admin_get_user",
+    "list_buckets", "get_storage_config", "list_objects", "download", "create_signed_url",
+    "generate_typescript_types", "generate_python_types",
+    "list_edge_functions", "get_edge_function",
 }  # fmt: skip
 
 

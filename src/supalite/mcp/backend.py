@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import os
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +28,8 @@ from supalite.pg.service import PgError
 # Data API codes for "not in the schema cache": a table, function, relationship or column.
 _SCHEMA_CACHE_MISSES = frozenset({"PGRST205", "PGRST202", "PGRST200", "PGRST204"})
 _SCHEMA_RETRIES = 4
+# BackendError code: the admin path has no request log (a direct DATABASE_URL).
+NO_REQUEST_LOG = "no_request_log"
 
 
 @dataclass
@@ -77,6 +80,8 @@ class SqlPath(Protocol):
     async def list_migrations(self) -> list[dict[str, Any]]: ...
 
     async def apply_migration(self, name: str, sql: str) -> dict[str, Any]: ...
+
+    async def logs(self, params: Mapping[str, str | int]) -> dict[str, Any]: ...
 
     async def aclose(self) -> None: ...
 
@@ -139,6 +144,13 @@ class DirectSql:
         finally:
             await conn.close()
 
+    async def logs(self, params: Mapping[str, str | int]) -> dict[str, Any]:
+        raise BackendError(
+            NO_REQUEST_LOG,
+            "logs are only available from a supalite server: a database reached by "
+            "DATABASE_URL has no request log (on a Supabase project, use its dashboard's logs)",
+        )
+
     async def aclose(self) -> None:
         return None
 
@@ -183,6 +195,12 @@ class Backend:
         view.user_mode = True
         return view
 
+    def as_anon(self) -> Backend:
+        """The project as an app without a signed-in user sees it (the anon role), e.g. for
+        signing in; with no public key configured, the service key stands in as apikey."""
+        key = self.public_key
+        return self.as_user(key) if key else self
+
     async def aclose(self) -> None:
         await self.sql.aclose()
         await self.http.aclose()
@@ -213,6 +231,20 @@ class Backend:
         except httpx.HTTPError as e:
             raise BackendError("network", f"cannot reach {self.config.url}: {e}") from e
 
+    @asynccontextmanager
+    async def stream(
+        self, method: str, path: str, *, headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """`request` with the body left unread: the caller reads as much as it wants (e.g. a
+        download capped at a size) and the rest is never fetched into memory."""
+        try:
+            async with self.http.stream(
+                method, path, headers={**self.auth_headers, **(headers or {})}
+            ) as r:
+                yield r
+        except httpx.HTTPError as e:
+            raise BackendError("network", f"cannot reach {self.config.url}: {e}") from e
+
     async def call(
         self,
         method: str,
@@ -220,11 +252,15 @@ class Backend:
         *,
         params: Any = None,
         json_body: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> tuple[Any, httpx.Headers]:
-        """A JSON call to any service: the decoded body and the headers, or BackendError with
-        the service's own code and message (PostgREST's, GoTrue's or Storage's shape)."""
-        r = await self.request(method, path, params=params, json_body=json_body, headers=headers)
+        """A call to any service that answers JSON (the body sent as JSON, or raw `content`):
+        the decoded answer and the headers, or BackendError with the service's own code and
+        message (PostgREST's, GoTrue's or Storage's shape)."""
+        r = await self.request(
+            method, path, params=params, json_body=json_body, content=content, headers=headers
+        )
         try:
             data = r.json() if r.content else None
         except ValueError:
@@ -286,9 +322,13 @@ class _HttpSql:
         self.http = http
         self.auth_headers = dict(auth_headers)  # always the service key's: /pg is admin only
 
-    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+    async def _call(
+        self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None
+    ) -> Any:
         try:
-            r = await self.http.request(method, "/pg" + path, json=body, headers=self.auth_headers)
+            r = await self.http.request(
+                method, "/pg" + path, json=body, params=params, headers=self.auth_headers
+            )
         except httpx.HTTPError as e:
             raise BackendError("network", f"cannot reach the admin SQL path: {e}") from e
         try:
@@ -338,6 +378,11 @@ class _HttpSql:
 
     async def apply_migration(self, name: str, sql: str) -> dict[str, Any]:
         data: dict[str, Any] = await self._call("POST", "/migrations", {"name": name, "query": sql})
+        return data
+
+    async def logs(self, params: Mapping[str, str | int]) -> dict[str, Any]:
+        """`GET /pg/logs`: supalite's request log, newest first."""
+        data: dict[str, Any] = await self._call("GET", "/logs", params=params)
         return data
 
     async def aclose(self) -> None:

@@ -11,10 +11,18 @@ import argparse
 import asyncio
 import os
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
 from supalite.mcp.backend import Backend, BackendConfig
-from supalite.mcp.tools import Options
+from supalite.mcp.tools import GROUPS, Options, ToolSpec
+from supalite.sessions.errors import SessionStoreError
+
+
+class LocalStore(NamedTuple):
+    """A local supalite's own MCP session store: its database and its JWT secret."""
+
+    db_url: str
+    jwt_secret: str
 
 
 def _positive(value: str) -> int:
@@ -29,7 +37,9 @@ def _list(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
-def _config(args: argparse.Namespace) -> BackendConfig:
+def _config(args: argparse.Namespace) -> tuple[BackendConfig, LocalStore | None]:
+    """The project, and where its own session store is when it is the local supalite of the
+    project folder."""
     env = os.environ
     if args.url:
         key = (
@@ -47,14 +57,14 @@ def _config(args: argparse.Namespace) -> BackendConfig:
             anon_key=args.anon_key or env.get("SUPABASE_ANON_KEY") or None,
             publishable_key=env.get("SUPABASE_PUBLISHABLE_KEY") or None,
             database_url=args.db_url or env.get("DATABASE_URL") or None,
-        )
+        ), None
     from_env = BackendConfig.from_env(env)
     if from_env is not None:
         if args.db_url:
             from dataclasses import replace
 
             from_env = replace(from_env, database_url=args.db_url)
-        return from_env
+        return from_env, None
     from supalite.config import load_settings
     from supalite.runtime import build_runtime
     from supalite.server import running_state
@@ -67,31 +77,47 @@ def _config(args: argparse.Namespace) -> BackendConfig:
             "`supalite start`, or set SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"
         )
     keys = build_runtime(settings).keys
-    return BackendConfig(
+    config = BackendConfig(
         url=str(state["api_url"]),
         service_key=keys.service_role_key,
         anon_key=keys.anon_key,
         publishable_key=keys.publishable_key,
     )
+    # The database URL the server wrote down (its port may come from an environment this
+    # process does not share, as when an MCP client starts it).
+    return config, LocalStore(str(state["db_url"]), keys.jwt_secret)
 
 
 def cmd_mcp(args: argparse.Namespace) -> int:
-    from supalite.mcp.server import SelectionError, run_stdio, select_tools
+    from supalite.mcp.server import SelectionError, select_tools
 
     try:
         specs = select_tools(args.read_only, _list(args.features), _list(args.tools))
     except SelectionError as e:
         print(f"supalite mcp: {e}", file=sys.stderr)
         return 2
-    config = _config(args)
+    config, local = _config(args)
     options = Options(
         read_only=args.read_only,
         max_rows=args.max_rows,
         max_bytes=args.max_bytes,
         allow_host_access=args.allow_host_access,
     )
-    asyncio.run(run_stdio(Backend(config), options, specs))
+    asyncio.run(_serve(Backend(config), options, specs, local))
     return 0
+
+
+async def _serve(
+    backend: Backend, options: Options, specs: list[ToolSpec], local: LocalStore | None
+) -> None:
+    from supalite.mcp.identity import Identities, open_stdio_store
+    from supalite.mcp.server import run_stdio
+
+    try:
+        store = await open_stdio_store(local)
+    except SessionStoreError as e:
+        raise SystemExit(f"supalite mcp: {e.message}") from e
+    await run_stdio(backend, options, specs, Identities(backend, store, sole_reader=True))
 
 
 def add_command(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -100,7 +126,7 @@ def add_command(sub: Any, common: argparse.ArgumentParser) -> None:
         "--read-only", action="store_true", help="no write tools; all SQL in read-only transactions"
     )
     s.add_argument(
-        "--features", default=None, help="tool groups, comma-separated: data,database,development"
+        "--features", default=None, help="tool groups, comma-separated: " + ",".join(GROUPS)
     )
     s.add_argument("--tools", default=None, help="only these tools, comma-separated")
     s.add_argument("--url", default=None, help="project API URL (default: SUPABASE_URL)")

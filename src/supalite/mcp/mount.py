@@ -14,6 +14,7 @@ import httpx
 
 from supalite.gateway import Gateway, GatewayError
 from supalite.mcp.backend import Backend, BackendConfig
+from supalite.mcp.identity import Identities, project_store
 from supalite.mcp.server import HttpCaller, McpHttp, build_server, select_tools
 from supalite.mcp.tools import Options
 from supalite.runtime import Runtime
@@ -35,12 +36,17 @@ def authorizer(gateway: Gateway) -> Any:
             return HttpCaller(False, 401, e.message)
         if claims.token is None:
             return HttpCaller(
-                False, 401, "send the service_role key (or secret key) as Bearer token or apikey"
+                False,
+                401,
+                "send the service_role key (service mode), or a user's access token or the "
+                "anon key (user mode), as Bearer token",
             )
-        if claims.role != "service_role":
-            # User mode (a user's token, RLS applied) arrives with the auth tools.
-            return HttpCaller(False, 403, "the MCP server needs the service_role or secret key")
-        return HttpCaller(True)
+        if claims.role == "service_role":
+            return HttpCaller(True)
+        # A user's access token, or the anon key (an agent that will sign in with the auth
+        # tools): user mode from the start, RLS applied; the token passes the gateway again on
+        # every request the tools make.
+        return HttpCaller(True, token=claims.token)
 
     return authorize
 
@@ -54,11 +60,13 @@ def build_mcp_http(runtime: Runtime, app: Any, gateway: Gateway) -> McpHttp:
         publishable_key=keys.publishable_key,
     )
     backend = Backend(config, transport=httpx.ASGITransport(app=app))
+    store = project_store(runtime.admin_url, keys.jwt_secret)
+    identities = Identities(backend, store)
     servers = {
-        ro: build_server(backend, Options(read_only=ro), select_tools(read_only=ro))
+        ro: build_server(backend, Options(read_only=ro), select_tools(read_only=ro), identities)
         for ro in (False, True)
     }
-    return McpHttp(servers, authorizer(gateway))
+    return McpHttp(servers, authorizer(gateway), store)
 
 
 class McpEndpoint:

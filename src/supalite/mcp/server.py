@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
@@ -18,26 +19,31 @@ from urllib.parse import parse_qs
 import jsonschema
 import mcp_types as types
 from mcp.server.context import ServerRequestContext
-from mcp.server.lowlevel import Server
+from mcp.server.lowlevel import NotificationOptions, Server
 from mcp.server.stdio import stdio_server
+from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from supalite import __version__
-from supalite.mcp.backend import Backend
+from supalite.mcp.backend import Backend, BackendError
+from supalite.mcp.identity import Identities
+from supalite.mcp.prompts import prompt_handlers
+from supalite.mcp.resources import resource_handlers
 from supalite.mcp.safety import Confirmations
 from supalite.mcp.tools import (
-    FUTURE_GROUPS,
     GROUPS,
     Ask,
     Options,
+    SessionScope,
     ToolContext,
     ToolFailure,
     ToolResult,
     ToolSpec,
     all_tools,
 )
+from supalite.sessions.backends.postgres import PostgresStore
 
 log = logging.getLogger("supalite.mcp")
 
@@ -63,8 +69,6 @@ def select_tools(
     if features is not None:
         groups = set()
         for f in features:
-            if f in FUTURE_GROUPS:
-                raise SelectionError(f"the '{f}' tools are not available in this version yet")
             if f not in GROUPS:
                 raise SelectionError(f"unknown feature '{f}' (known: {', '.join(GROUPS)})")
             groups.add(f)
@@ -104,15 +108,75 @@ def _failure(f: ToolFailure) -> types.CallToolResult:
     )
 
 
-def build_server(backend: Backend, options: Options, specs: list[ToolSpec]) -> Server[Any]:
+@dataclass(frozen=True)
+class Caller:
+    """Who one MCP request comes from."""
+
+    session_id: str | None  # the MCP session; None when the client keeps none
+    # Over HTTP, the bearer token when it is not the service key: a user's access token or
+    # the anon key — the session then starts in user mode.  None: the server's service key.
+    token: str | None = None
+
+
+# Where `McpHttp` leaves the Caller for the handlers: in the ASGI scope's state, which the
+# SDK's transport hands on as `ServerRequestContext.request`.
+CALLER_STATE = "supalite_mcp_caller"
+
+
+def _caller(rctx: ServerRequestContext[Any], default: Caller) -> Caller:
+    request = rctx.request
+    if request is None:
+        return default  # stdio: one session per process
+    found = getattr(request, "scope", {}).get("state", {}).get(CALLER_STATE)
+    return found if isinstance(found, Caller) else Caller(None, token="")
+
+
+def build_server(
+    backend: Backend,
+    options: Options,
+    specs: list[ToolSpec],
+    identities: Identities | None = None,
+    stdio_caller: Caller | None = None,
+) -> Server[Any]:
+    """The server; `identities` keeps users signed in with the auth tools per MCP session
+    (without it the auth tools answer that sign-in is unavailable); `stdio_caller` is who a
+    request without an HTTP request behind it comes from."""
     by_name = {s.name: s for s in specs}
-    listed = [_tool(s, options.read_only) for s in specs]
-    ctx = ToolContext(backend, options, Confirmations())
+    # One validator per tool, built once: `jsonschema.validate` re-checks the schema against
+    # the metaschema on every call, which cost ~12 ms of each call.
+    validators = {
+        s.name: jsonschema.validators.validator_for(s.input_schema)(s.input_schema) for s in specs
+    }
+    listed = {
+        user_mode: [
+            _tool(s, options.read_only) for s in specs if not (user_mode and s.service_only)
+        ]
+        for user_mode in (False, True)
+    }
+    base = ToolContext(backend, options, Confirmations())
+    default_caller = stdio_caller or Caller(None)
+
+    async def ctx_for(rctx: ServerRequestContext[Any]) -> ToolContext:
+        """This request's context: the project as its caller sees it."""
+        caller = _caller(rctx, default_caller)
+        view = backend if caller.token is None else backend.as_user(caller.token)
+        if identities is not None and caller.session_id is not None:
+            signed = await identities.current(caller.session_id)
+            if signed is not None:
+                view = backend.as_user(signed.access_token)
+
+        async def tools_changed() -> None:
+            if rctx.request is None:  # a stateless HTTP request has no channel back
+                await rctx.session.send_tool_list_changed()
+
+        scope = SessionScope(identities, caller.session_id, tools_changed)
+        return replace(base, backend=view, ask=_asker(rctx), session=scope)
 
     async def list_tools(
         rctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=listed)
+        ctx = await ctx_for(rctx)
+        return types.ListToolsResult(tools=listed[ctx.backend.user_mode])
 
     async def call_tool(
         rctx: ServerRequestContext[Any], params: types.CallToolRequestParams
@@ -123,12 +187,23 @@ def build_server(backend: Backend, options: Options, specs: list[ToolSpec]) -> S
             return _failure(ToolFailure("unknown_tool", f"no tool '{params.name}'{why}"))
         args = params.arguments or {}
         try:
-            jsonschema.validate(args, spec.input_schema)
+            validators[spec.name].validate(args)
         except jsonschema.ValidationError as e:
             where = "/".join(str(p) for p in e.absolute_path) or "arguments"
             return _failure(ToolFailure("invalid_arguments", f"{where}: {e.message}"))
         try:
-            out = await spec.handler(replace(ctx, ask=_asker(rctx)), args)
+            ctx = await ctx_for(rctx)
+            if spec.service_only and ctx.backend.user_mode:
+                return _failure(
+                    ToolFailure(
+                        "user_mode",
+                        f"'{spec.name}' is an admin tool, not available while this session acts "
+                        "as a user (auth_sign_out returns to the service role)",
+                    )
+                )
+            out = await spec.handler(ctx, args)
+        except BackendError as e:  # e.g. the session store or the auth server is unreachable
+            return _failure(ToolFailure(e.code, e.message))
         except Exception as e:  # the agent gets a code and a message, never a traceback
             log.exception("tool %s failed", spec.name)
             return _failure(
@@ -144,6 +219,9 @@ def build_server(backend: Backend, options: Options, specs: list[ToolSpec]) -> S
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        **prompt_handlers(),
+        # Resource subscriptions hold a Realtime channel for the session: stdio only.
+        **resource_handlers(ctx_for, subscriptions=stdio_caller is not None),
     )
 
 
@@ -189,13 +267,27 @@ def _result(out: ToolResult) -> types.CallToolResult:
 # ------------------------------------------------------------------ stdio
 
 
-async def run_stdio(backend: Backend, options: Options, specs: list[ToolSpec]) -> None:
-    server = build_server(backend, options, specs)
+async def run_stdio(
+    backend: Backend, options: Options, specs: list[ToolSpec], identities: Identities
+) -> None:
+    """One MCP session per process: a user signed in with the auth tools stays signed in
+    until sign-out or the end of the process, which ends the session record too."""
+    caller = Caller(new_session_id())
+    server = build_server(backend, options, specs, identities, caller)
     try:
         async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+            await server.run(
+                read,
+                write,
+                server.create_initialization_options(NotificationOptions(tools_changed=True)),
+            )
     finally:
-        await backend.aclose()
+        assert caller.session_id is not None
+        try:
+            await identities.forget(caller.session_id)
+        finally:
+            await identities.store.close()
+            await backend.aclose()
 
 
 # ------------------------------------------------------------------ streamable HTTP
@@ -208,18 +300,32 @@ class HttpCaller:
     allowed: bool
     status: int = 401
     message: str = ""
+    token: str | None = None  # a user's token or the anon key; None for the service key
+
+
+def new_session_id() -> str:
+    return secrets.token_urlsafe(24)  # visible ASCII, as the spec asks of session ids
 
 
 class McpHttp:
     """Streamable HTTP for mounting at `/mcp` on a running supalite (an ASGI app).
 
-    Stateless, so any worker process can answer any request.  `authorize` decides each request
-    from its headers (service mode needs the service key or the secret key).  `?read_only=true`
+    Stateless, so any worker process can answer any request: the SDK keeps no session, but
+    this class issues an `Mcp-Session-Id` on answers to clients that have none, and the
+    identity signed in for that id lives in the session store that every worker shares.
+    `authorize` decides each request from its headers: the service key (service mode), or a
+    user's access token or the anon key (user mode, RLS applies).  `?read_only=true`
     on the URL, as on Supabase's hosted server, selects the read-only server.  The session
     managers must be started in the host app's lifespan (`start` / `stop`)."""
 
-    def __init__(self, servers: dict[bool, Server[Any]], authorize: Any) -> None:
+    def __init__(
+        self,
+        servers: dict[bool, Server[Any]],
+        authorize: Any,
+        store: PostgresStore | None = None,
+    ) -> None:
         self.authorize = authorize
+        self.store = store
         self.managers = {
             read_only: StreamableHTTPSessionManager(
                 app=server,
@@ -234,6 +340,8 @@ class McpHttp:
         self._stack: AsyncExitStack | None = None
 
     async def start(self) -> None:
+        if self.store is not None:
+            await self.store.install_schema()
         stack = AsyncExitStack()
         for manager in self.managers.values():
             await stack.enter_async_context(manager.run())
@@ -243,6 +351,8 @@ class McpHttp:
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None
+        if self.store is not None:
+            await self.store.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -270,8 +380,25 @@ class McpHttp:
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         read_only = query.get("read_only", ["false"])[-1].lower() in ("true", "1", "yes")
+        session_id = headers.get(MCP_SESSION_ID_HEADER) or new_session_id()
+        scope = {**scope, "state": {**scope.get("state", {})}}
+        scope["state"][CALLER_STATE] = Caller(session_id, caller.token)
+
+        async def send_with_session(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                if MCP_SESSION_ID_HEADER.encode() not in names:
+                    message = {
+                        **message,
+                        "headers": [
+                            *message.get("headers", []),
+                            (MCP_SESSION_ID_HEADER.encode(), session_id.encode()),
+                        ],
+                    }
+            await send(message)
+
         await self.managers[read_only and True in self.managers].handle_request(
-            scope, receive, send
+            scope, receive, send_with_session
         )
 
 

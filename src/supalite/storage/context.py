@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -69,6 +70,30 @@ def headers_json(headers: Mapping[str, str]) -> str:
     # What policies may read from `request.headers`; never the caller's credentials.
     hidden = {"authorization", "apikey", "cookie"}
     return json.dumps({k: v for k, v in headers.items() if k not in hidden})
+
+
+def describe(st: StorageSettings) -> dict[str, Any]:
+    """`GET /storage/v1/config` (supalite's own): the global limit and the features in the
+    shape of Supabase's Management API storage config, and where bytes live — never a
+    credential (no keys, and no user:password in the endpoint URL)."""
+    backend: dict[str, Any] = {"type": "s3" if st.backend == "s3" else "file"}
+    if st.backend == "s3":
+        endpoint = None
+        if st.s3_endpoint:
+            u = urlsplit(st.s3_endpoint)
+            endpoint = u._replace(netloc=u.netloc.rpartition("@")[2]).geturl()
+        backend.update(
+            bucket=st.s3_bucket, endpoint=endpoint, region=st.s3_region, prefix=st.s3_prefix,
+            forcePathStyle=st.s3_force_path_style,
+        )  # fmt: skip
+    return {
+        "fileSizeLimit": st.file_size_limit,
+        "features": {
+            "imageTransformation": {"enabled": True},  # /render/image is always served
+            "s3Protocol": {"enabled": False},  # not implemented (docs/storage.md)
+        },
+        "backend": backend,
+    }
 
 
 async def open_backend(settings: Settings) -> Backend:

@@ -24,7 +24,7 @@ from starlette.types import Receive
 from supalite.gateway import Claims, GatewayError
 from supalite.storage import buckets, objects, transform, tus
 from supalite.storage import errors as E
-from supalite.storage.context import Caller, StorageContext, headers_json
+from supalite.storage.context import Caller, StorageContext, describe, headers_json
 
 log = logging.getLogger("supalite.storage")
 JSON_TYPE = "application/json; charset=utf-8"
@@ -656,8 +656,18 @@ async def storage_health(request: Request) -> Response:
     return JSONResponse({"healthy": True})
 
 
+@handler
+async def storage_config(request: Request) -> Response:
+    """supalite's own (Supabase has this in its Management API only): the global limit,
+    features and backend, for the MCP server's get_storage_config; service_role only."""
+    if _claims(request).role != "service_role":
+        raise E.access_denied("the storage config needs the service_role (or secret) key")
+    return _json(describe(_ctx(request).settings))
+
+
 routes = [
     Route("/status", storage_health, methods=["GET"]),
+    Route("/config", storage_config, methods=["GET"]),
     Route("/upload/resumable", tus_dispatch, methods=["POST", "OPTIONS"]),
     Route("/upload/resumable/", tus_dispatch, methods=["POST", "OPTIONS"]),
     Route("/upload/resumable/{upload_id}", tus_dispatch,

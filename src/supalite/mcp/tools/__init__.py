@@ -1,7 +1,8 @@
 """Tool groups.  Each module defines `TOOLS: list[ToolSpec]`; server.py lists and calls them.
 
-A later group (auth, storage, realtime, functions, debugging) is one more module with its own
-`TOOLS`, named in `GROUPS` below — nothing else changes.
+A group is one module with its own `TOOLS`, named in `GROUPS` below (what `--features`
+picks from) — nothing else changes to add one.  Tools that need the service role say
+`service_only`; they disappear while a session acts as a signed-in user.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from supalite.mcp.backend import Backend
+from supalite.mcp.identity import Identities
 from supalite.mcp.safety import Confirmations, new_boundary, wrap_untrusted
 
 
@@ -30,11 +32,24 @@ Ask = Callable[[str], Awaitable[bool | None]]
 
 
 @dataclass
+class SessionScope:
+    """The MCP session a call belongs to, for the tools that sign a user in or out."""
+
+    identities: Identities | None  # None: this server keeps no sessions
+    session_id: str | None  # None: the client keeps no MCP session (nothing to sign in to)
+    # Tells the client the tool list changed (sign-in hides the admin tools), where it can be.
+    tools_changed: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass
 class ToolContext:
+    # Per call, the project as this session's caller sees it: the service role, or the
+    # signed-in user (`backend.user_mode`), whose token every request then carries.
     backend: Backend
     options: Options
     confirmations: Confirmations
     ask: Ask | None = None  # per call: set when the client supports form elicitation
+    session: SessionScope | None = None
 
 
 @dataclass
@@ -101,6 +116,11 @@ ROWS_OUTPUT: dict[str, Any] = {
 }
 
 
+def rows_output(extra: dict[str, Any]) -> dict[str, Any]:
+    """ROWS_OUTPUT with more properties of the answer beside the rows."""
+    return {**ROWS_OUTPUT, "properties": {**ROWS_OUTPUT["properties"], **extra}}
+
+
 def rows_result(
     what: str, rows: list[Any], truncated: bool, note: str | None, **extra: Any
 ) -> ToolResult:
@@ -139,9 +159,9 @@ def cap_rows(rows: list[Any], max_rows: int, max_bytes: int) -> tuple[list[Any],
 
 
 # Each group is the module `supalite.mcp.tools.<group>` with its `TOOLS`.
-GROUPS = ("data", "database", "development")
-# Named by the issue, built in later sessions: accepted by --features with a clear message.
-FUTURE_GROUPS = ("auth", "storage", "realtime", "functions", "debugging")
+GROUPS = (
+    "data", "database", "development", "auth", "storage", "realtime", "functions", "debugging",
+)  # fmt: skip
 
 
 def all_tools() -> list[ToolSpec]:

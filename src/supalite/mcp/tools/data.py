@@ -20,6 +20,7 @@ from supalite.mcp.tools import (
     ToolSpec,
     cap_rows,
     obj,
+    rows_output,
     rows_result,
 )
 
@@ -338,19 +339,14 @@ _WRITE_COMMON = {
     "returning": {"type": "boolean", "description": "return the written rows (default true)"},
     "select": {"type": "string", "description": "columns of the returned rows (default *)"},
 }
-_WRITE_OUTPUT = {
-    **ROWS_OUTPUT,
-    "properties": {**ROWS_OUTPUT["properties"], "affected": {"type": ["integer", "null"]}},
-}
-_QUERY_OUTPUT = {
-    **ROWS_OUTPUT,
-    "properties": {
-        **ROWS_OUTPUT["properties"],
+_WRITE_OUTPUT = rows_output({"affected": {"type": ["integer", "null"]}})
+_QUERY_OUTPUT = rows_output(
+    {
         "offset": {"type": "integer"},
         "next_offset": {"type": "integer"},
         "total_count": {"type": "integer"},
-    },
-}
+    }
+)
 
 TOOLS = [
     ToolSpec(

@@ -12,13 +12,13 @@ from typing import Any
 from supalite.mcp.backend import BackendError
 from supalite.mcp.safety import check_sql
 from supalite.mcp.tools import (
-    ROWS_OUTPUT,
     ToolContext,
     ToolFailure,
     ToolResult,
     ToolSpec,
     cap_rows,
     obj,
+    rows_output,
     rows_result,
 )
 
@@ -520,14 +520,12 @@ TOOLS = [
             {"query": {"type": "string"}, "read_only": {"type": "boolean"}, "confirm": _CONFIRM},
             ["query"],
         ),
-        {
-            **ROWS_OUTPUT,
-            "properties": {
-                **ROWS_OUTPUT["properties"],
+        rows_output(
+            {
                 "command": {"type": "string"},
                 "read_only": {"type": "boolean"},
-            },
-        },
+            }
+        ),
         execute_sql,
         read_only_hint=False,
         destructive_hint=True,
