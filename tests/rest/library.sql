@@ -68,6 +68,7 @@ create function public.books_after(y int) returns setof public.books language sq
   $$ select * from public.books where year > y $$;
 create function public.echo(payload json) returns json language sql immutable as $$ select payload $$;
 create function public.whole(json) returns json language sql immutable as $$ select $1 $$;
+create function public.whole_b(jsonb) returns jsonb language sql immutable as $$ select $1 $$;
 create function public.bump(n int) returns void language plpgsql as $$
 begin update public.authors set name = name where id = n; end $$;
 create function public.pay() returns void language plpgsql as $$

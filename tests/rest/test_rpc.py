@@ -28,6 +28,8 @@ def test_json_params(api: Api) -> None:
     assert r.json() == {"k": [1, 2]}
     r = api.request("POST", "rpc/whole", json={"any": "thing", "n": 1})
     assert r.json() == {"any": "thing", "n": 1}
+    r = api.request("POST", "rpc/whole_b", json={"any": "thing", "n": 1})  # jsonb too
+    assert r.json() == {"any": "thing", "n": 1}, r.text
 
 
 def test_variadic(api: Api) -> None:

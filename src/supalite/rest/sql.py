@@ -495,7 +495,9 @@ def call_expr(
     """(FROM-prefix, call expression): arguments come from the JSON body via json_to_record,
     so JSON arrays/objects/numbers become the parameters' types by Postgres's own rules."""
     if single_json:
-        return "", f"{fn.qualified}({p.add(body)}::json)"
+        # json or jsonb, as the parameter is declared: there is no implicit cast between them
+        typ = fn.args[0].type if fn.args else "json"
+        return "", f"{fn.qualified}({p.add(body)}::{typ})"
     args = [a for a in fn.args if a.name in arg_names]
     if not args:
         return "", f"{fn.qualified}()"
