@@ -43,6 +43,11 @@ SYSTEM_SCHEMAS = [
     "pgbouncer",
     "supalite",
     "_analytics",
+    # supalite's own: its internal state, the request-settings helper, the MCP server's
+    # session store
+    "_supalite",
+    "_supalite_request",
+    "supalite_mcp",
 ]
 
 
