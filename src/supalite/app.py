@@ -110,7 +110,7 @@ def build_app(runtime: Runtime) -> Starlette:
         try:
             await app.state.schema.start()
             if settings.functions.enabled:  # worker processes start on the first call
-                app.state.functions = build_functions(runtime)
+                app.state.functions = build_functions(runtime, log)
                 await app.state.functions.start()
             await app.state.cron.start()  # only when the `cron` schema is supalite's emulation
             if settings.realtime.enabled:

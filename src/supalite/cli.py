@@ -140,7 +140,10 @@ def cmd_logs(args: argparse.Namespace) -> int:
     from supalite.logs import log_path, read_log
 
     settings = _settings(args)
-    for entry in read_log(log_path(settings.data_dir), service=args.service, limit=args.lines):
+    entries = read_log(
+        log_path(settings.data_dir), service=args.service, limit=args.lines, function=args.function
+    )
+    for entry in entries:
         print(json.dumps(entry, separators=(",", ":")))
     return 0
 
@@ -308,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this service (rest, auth, storage, realtime, functions, ...)",
     )
     s.add_argument("-n", "--lines", type=int, default=None, help="only the last N entries")
+    s.add_argument("--function", default=None, help="only this function's calls and output")
     s.set_defaults(func=cmd_logs)
 
     s = sub.add_parser("mail", parents=[common], help="read the built-in mail catcher's inbox")

@@ -23,6 +23,7 @@ _ROTATE_BYTES = 64 * 1024 * 1024
 _SERVICES = {
     "rest": "rest", "graphql": "graphql", "auth": "auth", "storage": "storage",
     "realtime": "realtime", "functions": "functions", "pg": "pg", "mcp": "mcp",
+    "admin": "functions",  # /admin/v1: deployed functions and their secrets
 }  # fmt: skip
 # What a `service` filter may name: every value `service_of` can give.
 SERVICES = (*sorted(set(_SERVICES.values())), "gateway")
@@ -45,6 +46,11 @@ def _second(epoch_second: int) -> str:
 def _timestamp(now: float) -> str:
     """ISO 8601 UTC with milliseconds; the seconds part is formatted once per second."""
     return f"{_second(int(now))}.{int(now * 1000) % 1000:03d}Z"
+
+
+def timestamp() -> str:
+    """Now, as every entry's `time` is written."""
+    return _timestamp(time.time())
 
 
 def service_of(path: str) -> str:
@@ -104,17 +110,19 @@ class RequestLogMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             path = scope["path"]
-            self.log.write(
-                {
-                    "time": _timestamp(time.time()),
-                    "service": service_of(path),
-                    "method": scope.get("method", "WS"),
-                    "path": path,
-                    "status": status or 500,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                    "role": scope.get("state", {}).get("role"),
-                }
-            )
+            state = scope.get("state", {})
+            entry: dict[str, Any] = {
+                "time": _timestamp(time.time()),
+                "service": service_of(path),
+                "method": scope.get("method", "WS"),
+                "path": path,
+                "status": status or 500,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
+                "role": state.get("role"),
+            }
+            # A service's own fields for this request (functions: the name, execution_id).
+            entry.update(state.get("log_fields", ()))
+            self.log.write(entry)
 
 
 def read_log(
@@ -123,9 +131,11 @@ def read_log(
     limit: int | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    function: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Entries oldest first (the rotated file before the current one), filtered by service
-    and by time (`since` <= time < `until`); `limit` keeps the last N that match."""
+    """Entries oldest first (the rotated file before the current one), filtered by service,
+    by function name and by time (`since` <= time < `until`); `limit` keeps the last N that
+    match."""
     # Times are compared as strings: every entry's is the same fixed-width UTC format.
     lo, hi = (
         t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z") if t else None
@@ -145,6 +155,8 @@ def read_log(
                     if not isinstance(entry, dict):
                         continue
                     if service is not None and entry.get("service") != service:
+                        continue
+                    if function is not None and entry.get("function") != function:
                         continue
                     if lo is not None or hi is not None:
                         t = entry.get("time")

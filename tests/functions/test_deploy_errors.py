@@ -148,7 +148,9 @@ def test_a_half_bad_secrets_batch_stores_nothing(served: Served) -> None:
 
 
 def test_a_function_that_fails_to_boot_is_a_boot_error(served: Served) -> None:
-    files = [{"name": "main.py", "content": "def handler(request) return 1\n"}]
+    # It parses (a syntax error is refused at deploy: test_deploy_syntax.py) but cannot import.
+    source = "import no_such_module_4711\n\ndef handler(request):\n    return 1\n"
+    files = [{"name": "main.py", "content": source}]
     deploy(served, "broken-dep", files, verify_jwt=False)
     key = served.server.anon_key
     r = httpx.post(f"{served.fn_url}/broken-dep", headers={"apikey": key}, timeout=60)

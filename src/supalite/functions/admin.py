@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from supalite.functions import deploy, secrets, store
+from supalite.functions import deploy, secrets, store, syntax
 from supalite.functions.deploy import AdminError
+from supalite.functions.runtime import find_deno
 from supalite.gateway import GatewayError
 
 _MAX_BODY = deploy.MAX_TOTAL_BYTES * 2 + 64 * 1024  # JSON escaping can double the size
@@ -106,6 +107,9 @@ async def get_function(request: Request, conn: asyncpg.Connection, _: Any) -> Re
 
 async def deploy_function(request: Request, conn: asyncpg.Connection, body: Any) -> Response:
     d = deploy.parse_deployment(request.query_params.get("slug"), body)
+    settings = request.app.state.runtime.settings
+    # Refused before it is stored: the version deployed now keeps serving.
+    await syntax.check(d.files, find_deno(settings.functions.deno, settings.project_dir))
     row, created = await store.deploy(conn, d)
     _changed(request)
     return JSONResponse(store.as_api(row), status_code=201 if created else 200)

@@ -1,4 +1,5 @@
-"""`supalite functions new | list | deploy | delete` and `supalite secrets set | list | unset`.
+"""`supalite functions new | serve | list | deploy | delete` and `supalite secrets set | list |
+unset` (`serve` is serve.py).
 
 `deploy`, `delete` and `secrets` talk to a running supalite through its admin API
 (`/admin/v1`, admin.py) with the service key: the one for this project folder (its running
@@ -16,10 +17,13 @@ from typing import Any
 import httpx
 
 from supalite.functions import templates
-from supalite.functions.registry import SLUG, Registry, read_env_file
-
-# Not part of a deploy: local state, caches, dependencies a runtime fetches itself.
-_SKIPPED = frozenset({"node_modules", "__pycache__", ".venv", ".git"})
+from supalite.functions.registry import (
+    SLUG,
+    Registry,
+    read_env_file,
+    shared_folders,
+    source_files,
+)
 
 
 def cmd_new(args: argparse.Namespace) -> int:
@@ -133,12 +137,9 @@ def _folder_files(folder: Path, prefix: str) -> dict[str, str]:
     from supalite.cli import CliError
 
     out: dict[str, str] = {}
-    for path in sorted(folder.rglob("*")):
-        rel = path.relative_to(folder)
-        if any(p.startswith(".") or p in _SKIPPED for p in rel.parts) or not path.is_file():
-            continue
+    for path in source_files(folder):
         try:
-            out[prefix + rel.as_posix()] = path.read_text(encoding="utf-8")
+            out[prefix + path.relative_to(folder).as_posix()] = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise CliError(f"{path}: only UTF-8 text files can be deployed ({e})") from e
     return out
@@ -156,9 +157,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         raise CliError(f"no function {name!r} in {settings.supabase_dir / 'functions'}")
     folder = settings.supabase_dir / "functions" / name
     files = _folder_files(folder, "")
-    for shared in sorted(folder.parent.glob("_*")):
-        if shared.is_dir():
-            files.update(_folder_files(shared, f"../{shared.name}/"))
+    for shared in shared_folders(folder.parent):
+        files.update(_folder_files(shared, f"../{shared.name}/"))
     entry = os.path.relpath(spec.entrypoint, folder.resolve()).replace(os.sep, "/")
     if entry not in files:
         files.update({entry: spec.entrypoint.read_text(encoding="utf-8")})
@@ -220,6 +220,12 @@ def cmd_secrets_unset(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from supalite.functions.serve import cmd_serve
+
+    return cmd_serve(args)
+
+
 def _remote(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="another server's API URL")
     parser.add_argument("--service-key", default=None, help="its service_role or secret key")
@@ -233,6 +239,13 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--lang", choices=["python", "typescript"], default="python",
                    help="main.py (default) or index.ts (Deno, as Edge Functions)")  # fmt: skip
     s.set_defaults(func=cmd_new)
+    s = fsub.add_parser(
+        "serve", parents=[common], help="serve local folders on the running server, hot reloaded"
+    )
+    s.add_argument("names", nargs="*", metavar="NAME", help="only these (default: all)")
+    s.add_argument("--env-file", default=None, help="dotenv file (default supabase/functions/.env)")
+    s.add_argument("--no-verify-jwt", action="store_true", help="serve them without a JWT check")
+    s.set_defaults(func=_serve)
     s = fsub.add_parser("list", parents=[common], help="local and deployed functions")
     _remote(s)
     s.set_defaults(func=cmd_list)

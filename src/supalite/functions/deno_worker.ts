@@ -5,10 +5,38 @@
 // Unix socket.  The socket is bound under a temporary name and renamed once listening: its path
 // appearing is the "ready" signal supalite waits for (runtime.py).  An import failure exits
 // with status 3 (a boot error) before the socket exists.
+//
+// console.log/info/debug/warn/error are written as framed lines carrying the execution id of
+// the call that logged them (output.py: MARK + {"id", "level", "msg"}); the id arrives in the
+// x-supalite-execution-id header, taken off before the function sees the request, and follows
+// the call through awaits (AsyncLocalStorage).
+
+import { AsyncLocalStorage } from "node:async_hooks"
+import { format } from "node:util"
 
 type Handler = (req: Request, info?: unknown) => Response | Promise<Response>
 
 const [socketPath, entry] = Deno.args
+const EXECUTION_HEADER = "x-supalite-execution-id"
+const MARK = "\x1esupalite\x1f"
+const MAX_MESSAGE = 16 * 1024
+const execution = new AsyncLocalStorage<string>()
+const encoder = new TextEncoder()
+
+function emit(level: string, args: unknown[]): void {
+  let msg = format(...args)
+  if (msg.length > MAX_MESSAGE) {
+    msg = msg.slice(0, MAX_MESSAGE) + `… (cut at ${MAX_MESSAGE} characters)`
+  }
+  const id = execution.getStore() || null
+  let data = encoder.encode(MARK + JSON.stringify({ id, level, msg }) + "\n")
+  while (data.length > 0) data = data.subarray(Deno.stdout.writeSync(data))
+}
+
+for (const level of ["log", "info", "debug", "warn", "error"] as const) {
+  console[level] = (...args: unknown[]) => emit(level, args)
+}
+
 let handler: Handler | null = null
 const realServe = Deno.serve.bind(Deno)
 
@@ -71,16 +99,23 @@ realServe(
       Deno.renameSync(tmp, socketPath)
     },
   },
-  async (req: Request) => {
-    try {
-      return await serve(asPublic(req))
-    } catch (e) {
-      // The trace goes to the server log, never to the caller.
-      console.error(e)
-      return Response.json(
-        { code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" },
-        { status: 500 },
-      )
-    }
+  (req: Request) => {
+    const id = req.headers.get(EXECUTION_HEADER) ?? ""
+    const publicReq = asPublic(req)
+    publicReq.headers.delete(EXECUTION_HEADER)
+    return execution.run(id, () => call(publicReq))
   },
 )
+
+async function call(req: Request): Promise<Response> {
+  try {
+    return await serve(req)
+  } catch (e) {
+    // The trace goes to the request log, never to the caller.
+    console.error(e)
+    return Response.json(
+      { code: "WORKER_ERROR", message: "Function exited due to an error (please check logs)" },
+      { status: 500 },
+    )
+  }
+}

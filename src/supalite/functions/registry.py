@@ -10,13 +10,16 @@ FunctionSpecs: deployed.py, consulted first by runtime.FunctionsRuntime.resolve.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 # The Supabase CLI's slug rule (internal/utils/misc.go FuncSlugPattern).
 SLUG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+# Not a function's source: local state, caches, dependencies a runtime fetches itself.
+SKIPPED = frozenset({"node_modules", "__pycache__", ".venv", ".git"})
 
 PY_ENTRY = "main.py"
 TS_ENTRIES = ("index.ts", "index.js", "index.mjs", "index.tsx", "index.jsx")
@@ -32,6 +35,10 @@ class FunctionSpec:
     verify_jwt: bool
     # Which secrets the workers' environment holds: a change gives fresh workers.
     env_rev: str = ""
+    # `functions serve`: the dotenv file its workers read (None: supabase/functions/.env),
+    # and a fingerprint of its source files, so an edited file gives fresh workers.
+    env_file: Path | None = None
+    rev: str = ""
 
     @property
     def directory(self) -> Path:
@@ -83,6 +90,21 @@ class Registry:
     def secrets(self) -> dict[str, str]:
         """`supabase/functions/.env`, as `supabase functions serve` reads it."""
         return read_env_file(self.functions_dir / ".env")
+
+
+def source_files(folder: Path) -> Iterator[Path]:
+    """The files of a function's folder (or a shared `_*` one) that make up its code: what a
+    deploy carries and what `functions serve` watches.  Dot-files and SKIPPED folders are not."""
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(p.startswith(".") or p in SKIPPED for p in rel.parts) or not path.is_file():
+            continue
+        yield path
+
+
+def shared_folders(functions_dir: Path) -> list[Path]:
+    """The `_*` folders beside the functions (Supabase's `../_shared/` convention)."""
+    return [p for p in sorted(functions_dir.glob("_*")) if p.is_dir()]
 
 
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")

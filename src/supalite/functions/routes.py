@@ -9,6 +9,7 @@ decides validity.  Preflights reach the function, which answers its own CORS, as
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 
 from starlette.requests import Request
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from supalite.functions import errors
 from supalite.functions.errors import FunctionsError
+from supalite.functions.output import EXECUTION_HEADER
 from supalite.functions.registry import FunctionSpec
 from supalite.functions.runtime import FunctionsRuntime
 from supalite.gateway import Gateway, GatewayError
@@ -26,6 +28,7 @@ _DROP_REQUEST = frozenset({
     "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
     "proxy-authorization", "proxy-connection", "authorization", "expect",
     "content-length",  # the hop to the worker sets its own framing
+    EXECUTION_HEADER,  # supalite's own, never the caller's
 })  # fmt: skip
 
 
@@ -52,7 +55,9 @@ def _check_jwt(request: Request, gateway: Gateway, authorization: str | None) ->
         raise errors.invalid_jwt() from None
 
 
-def _forward_headers(request: Request, authorization: str | None) -> list[tuple[str, str]]:
+def _forward_headers(
+    request: Request, authorization: str | None, execution_id: str
+) -> list[tuple[str, str]]:
     out = [
         (k.decode("latin-1"), v.decode("latin-1"))
         for k, v in request.scope["headers"]
@@ -64,6 +69,7 @@ def _forward_headers(request: Request, authorization: str | None) -> list[tuple[
     if client is not None:
         out.append(("x-forwarded-for", client.host))
     out.append(("x-forwarded-proto", request.url.scheme))
+    out.append((EXECUTION_HEADER, execution_id))
     return out
 
 
@@ -88,8 +94,12 @@ async def invoke(request: Request) -> Response:
         return render(errors.not_found())
     gateway: Gateway = request.app.state.gateway
     name = request.path_params["name"]
+    execution_id = str(uuid.uuid4())
     try:
         spec: FunctionSpec = await runtime.resolve(name)
+        # The request log's entry for this call names the function; its output (output.py)
+        # carries the same execution id.
+        request.state.log_fields = {"function": name, "execution_id": execution_id}
         authorization = _authorization(request, gateway)
         if spec.verify_jwt and request.method != "OPTIONS":
             _check_jwt(request, gateway, authorization)
@@ -99,7 +109,7 @@ async def invoke(request: Request) -> Response:
             spec,
             request.method,
             _function_path(request),
-            _forward_headers(request, authorization),
+            _forward_headers(request, authorization, execution_id),
             body,
             int(length) if length and length.isdigit() else None,
         )

@@ -26,16 +26,20 @@ from supalite.config import FunctionsSettings
 from supalite.functions import errors
 from supalite.functions.deployed import DeployedFunctions
 from supalite.functions.hop import HopClient, HopError, HopResponse
-from supalite.functions.registry import SLUG, FunctionSpec, Registry
+from supalite.functions.output import OutputLog, parse
+from supalite.functions.registry import SLUG, FunctionSpec, Registry, read_env_file
+from supalite.functions.serving import Serving, session_path
 from supalite.functions.worker import BOOT_FAILED, RECYCLE_HEADER
 
 if TYPE_CHECKING:
+    from supalite.logs import RequestLog
     from supalite.runtime import Runtime
 
 # Seconds for a worker to import its function and listen (Deno may fetch npm: imports).
 _BOOT_TIMEOUT = 60.0
 _STOP_GRACE = 2.0
 _BUFFERED = 64 * 1024  # responses up to this size (with a Content-Length) are read whole
+_OUTPUT_LINE = 1024 * 1024  # a longer line of worker output is dropped (framed ones are cut)
 # Worker response headers that belong to the hop between supalite and the worker.
 _HOP_HEADERS = frozenset({
     "connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
@@ -137,7 +141,9 @@ class Pool:
         self._spawn_lock = asyncio.Lock()
         self._seq = 0
         self.spawned = 0  # workers started so far
-        self.failed_version: float | None = None  # the entrypoint version that failed to boot
+        # The function (spec and entrypoint version) that failed to boot: a served one's spec
+        # changes with any of its files (serving.py), a folder's with its entrypoint.
+        self.failed_version: tuple[FunctionSpec, float] | None = None
 
     async def acquire(self, spec: FunctionSpec) -> Worker:
         version = spec.version()
@@ -152,7 +158,7 @@ class Pool:
         async with self._spawn_lock:
             worker = self._pick(allow_busy=len(self._live()) >= self.runtime.settings.workers)
             if worker is None:
-                if self.failed_version == version:
+                if self.failed_version == (spec, version):
                     # It failed to boot and has not changed since: say so without starting
                     # (and paying for) another process on every call.
                     raise errors.boot_error()
@@ -201,7 +207,7 @@ class Pool:
         self._seq += 1
         path = self.runtime.socket_dir / f"{spec.name}-{self._seq}.sock"
         cmd = self.runtime.command(spec, path)
-        env = self.runtime.worker_env()
+        env = self.runtime.worker_env(spec)
         proc = await asyncio.create_subprocess_exec(
             *cmd,
             cwd=spec.directory,
@@ -210,6 +216,7 @@ class Pool:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches supalite, which stops workers in order
+            limit=_OUTPUT_LINE,
         )
         worker = Worker(spec, proc, path, version)
         worker.pump = asyncio.create_task(self.runtime.pump_output(worker))
@@ -220,7 +227,7 @@ class Pool:
                 await worker.kill()
                 if proc.returncode not in (None, BOOT_FAILED):
                     sys.stderr.write(f"functions/{spec.name}: worker exited {proc.returncode}\n")
-                self.failed_version = version
+                self.failed_version = (spec, version)
                 raise errors.boot_error()
             await asyncio.sleep(0.003)
         return worker
@@ -256,6 +263,8 @@ class FunctionsRuntime:
     socket_dir: Path = field(default_factory=lambda: Path("."))
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     deployed: DeployedFunctions | None = None  # functions and secrets stored in the database
+    output: OutputLog = field(default_factory=lambda: OutputLog(None))  # what functions print
+    serving: Serving | None = None  # `supalite functions serve` (serving.py)
 
     async def start(self) -> None:
         # Short paths: a Unix socket path must fit in 108 bytes.
@@ -290,6 +299,12 @@ class FunctionsRuntime:
         what every process serves, whatever their folders hold), else the local folder's."""
         if not SLUG.match(name):
             raise errors.not_found()
+        serving = self.serving
+        session = serving.session() if serving is not None else None
+        if serving is not None and session is not None and session.covers(name):
+            local = self.registry.get(name)
+            if local is not None:  # being edited: the folder wins over a deployed version
+                return serving.serve(self._with_env_rev(local), session)
         spec = await self.deployed.spec(name) if self.deployed is not None else None
         if spec is None:
             spec = self.registry.get(name)
@@ -299,6 +314,9 @@ class FunctionsRuntime:
                 for w in list(pool.workers):
                     pool.retire(w)
             raise errors.not_found()
+        return self._with_env_rev(spec)
+
+    def _with_env_rev(self, spec: FunctionSpec) -> FunctionSpec:
         if self.deployed is not None:
             spec = replace(spec, env_rev=self.deployed.env_rev)
         return spec
@@ -323,30 +341,37 @@ class FunctionsRuntime:
                 f"--v8-flags=--max-old-space-size={mem_mb}",
                 str(bootstrap), str(path), spec.entrypoint.as_uri()]  # fmt: skip
 
-    def worker_env(self) -> dict[str, str]:
+    def worker_env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {k: os.environ[k] for k in _INHERITED_ENV if k in os.environ}
-        env.update(self.registry.secrets())
+        if spec.env_file is None:
+            env.update(self.registry.secrets())
         if self.deployed is not None:  # `supalite secrets set` wins over the local .env
             env.update(self.deployed.env)
+        if spec.env_file is not None:
+            # `functions serve`: its env file wins over stored secrets while serving.
+            env.update(read_env_file(spec.env_file))
         env.update(self.env)
         env["PYTHONUNBUFFERED"] = "1"
         env["MALLOC_ARENA_MAX"] = "2"  # glibc arenas reserve 64 MiB of address space each
         return env
 
     async def pump_output(self, worker: Worker) -> None:
-        """A worker's print()/console.log and tracebacks, into the server's log."""
+        """A worker's print()/console.log and tracebacks, into the request log (output.py)."""
         stream = worker.proc.stdout
         if stream is None:
             return
+        key = f"worker {worker.proc.pid}"
         while True:
-            line = await stream.readline()
+            try:
+                line = await stream.readline()
+            except ValueError:  # over the reader's limit: dropped, the pipe keeps flowing
+                line = f"(a line of output over {_OUTPUT_LINE} bytes was dropped)\n".encode()
             if not line:
                 return
-            text = line.decode("utf-8", "replace").rstrip("\n")
+            eid, level, text = parse(line.decode("utf-8", "replace").rstrip("\n"))
             if any(sign in text for sign in _OUT_OF_MEMORY):
                 worker.memory_exceeded = True
-            sys.stderr.write(f"functions/{worker.spec.name}: {text}\n")
-            sys.stderr.flush()
+            self.output.write(worker.spec.name, eid, level, text, key=key)
 
     # ------------------------------------------------------------------ calls
 
@@ -473,7 +498,7 @@ async def _counted(body: AsyncIterator[bytes], counter: _BodyCounter) -> AsyncIt
             yield chunk
 
 
-def build_functions(rt: Runtime) -> FunctionsRuntime:
+def build_functions(rt: Runtime, log: RequestLog | None = None) -> FunctionsRuntime:
     """The Functions runtime of a supalite process, with the environment Supabase injects
     (`supabase/cli:apps/cli-go/internal/functions/serve/serve.go`)."""
     s = rt.settings
@@ -488,4 +513,8 @@ def build_functions(rt: Runtime) -> FunctionsRuntime:
     }
     registry = Registry(s.supabase_dir, s.functions.per_function)
     deployed = DeployedFunctions(rt.admin_url, s.data_dir, keys.jwt_secret)
-    return FunctionsRuntime(registry, s.functions, env, s.project_dir, deployed=deployed)
+    serving = Serving(session_path(s.data_dir), registry.functions_dir)
+    return FunctionsRuntime(
+        registry, s.functions, env, s.project_dir,
+        deployed=deployed, output=OutputLog(log), serving=serving,
+    )  # fmt: skip
