@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,11 @@ def _http_get(live: Project, path: str, key: str | None = None, **params: Any) -
 def _traffic(live: Project) -> str:
     """A few logged requests, one with hostile text in its path; that path, as logged."""
     key = live.server.anon_key
+    # The Data API reloads its schema cache a moment after the fixture's DDL.
+    for _ in range(100):
+        if _http_get(live, "/rest/v1/todos", key, select="id").status_code == 200:
+            break
+        time.sleep(0.05)
     for _ in range(3):
         assert _http_get(live, "/rest/v1/todos", key, select="id").status_code == 200
     assert _http_get(live, "/auth/v1/settings", key).status_code == 200
@@ -223,6 +229,13 @@ def test_pg_logs_endpoint(live: Project) -> None:
             entry = {"time": t, "service": "gateway", "method": "GET", "path": "/x",
                      "status": 404, "duration_ms": 0.1, "role": "anon"}  # fmt: skip
             f.write(json.dumps(entry) + "\n")
+        for name in ("hello", "other"):  # a function call's entry names the function
+            entry = {"time": stamps[0], "service": "functions", "method": "POST",
+                     "path": f"/functions/v1/{name}", "status": 200, "duration_ms": 1.0,
+                     "role": "anon", "function": name, "execution_id": "e-" + name}  # fmt: skip
+            f.write(json.dumps(entry) + "\n")
+    got = _http_get(live, "/pg/logs", service_key, function="hello").json()["entries"]
+    assert [e["execution_id"] for e in got] == ["e-hello"]
     windows = [
         ({"since": stamps[1]}, stamps[:0:-1]),
         ({"until": stamps[1]}, stamps[:1]),

@@ -16,7 +16,7 @@ from supalite.pg.service import PgError
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-_PARAMS = {"service", "since", "until", "limit"}
+_PARAMS = {"service", "function", "since", "until", "limit"}
 
 
 def _time(params: Mapping[str, str], key: str) -> datetime | None:
@@ -61,6 +61,11 @@ def query(path: Path, params: Mapping[str, str]) -> dict[str, Any]:
         raise PgError("22023", "'since' must be before 'until'")
     limit = _limit(params)
     # One entry more than asked for tells whether older ones were left out.
-    entries = list(read_log(path, service=service, limit=limit + 1, since=since, until=until))
+    function = params.get("function") or None
+    entries = list(
+        read_log(
+            path, service=service, limit=limit + 1, since=since, until=until, function=function
+        )
+    )
     entries.reverse()
     return {"entries": entries[:limit], "limit": limit, "more": len(entries) > limit}
