@@ -145,6 +145,10 @@ async def test_http_user_token_starts_in_user_mode(notes: Project) -> None:
         assert rows == [{"body": "carol's"}]
         got = await call(s, "auth_get_session")
         assert got["signed_in"] is False and "user's token" in got["note"]
+    # The request log knows who called /mcp.
+    r = httpx.get(notes.url + "/pg/logs", params={"service": "mcp", "limit": "1"},
+                  headers={"apikey": notes.server.service_key}, timeout=30)  # fmt: skip
+    assert r.status_code == 200 and r.json()["entries"][0]["role"] == "authenticated", r.text
 
 
 async def test_http_sign_in_is_kept_in_the_session_store_and_refreshed(notes: Project) -> None:

@@ -42,11 +42,11 @@ def authorizer(gateway: Gateway) -> Any:
                 "anon key (user mode), as Bearer token",
             )
         if claims.role == "service_role":
-            return HttpCaller(True)
+            return HttpCaller(True, role=claims.role)
         # A user's access token, or the anon key (an agent that will sign in with the auth
         # tools): user mode from the start, RLS applied; the token passes the gateway again on
         # every request the tools make.
-        return HttpCaller(True, token=claims.token)
+        return HttpCaller(True, token=claims.token, role=claims.role)
 
     return authorize
 

@@ -301,6 +301,7 @@ class HttpCaller:
     status: int = 401
     message: str = ""
     token: str | None = None  # a user's token or the anon key; None for the service key
+    role: str | None = None  # the token's role, for the request log
 
 
 def new_session_id() -> str:
@@ -381,8 +382,9 @@ class McpHttp:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         read_only = query.get("read_only", ["false"])[-1].lower() in ("true", "1", "yes")
         session_id = headers.get(MCP_SESSION_ID_HEADER) or new_session_id()
-        scope = {**scope, "state": {**scope.get("state", {})}}
-        scope["state"][CALLER_STATE] = Caller(session_id, caller.token)
+        state = scope.setdefault("state", {})  # this request's: the request log reads it too
+        state[CALLER_STATE] = Caller(session_id, caller.token)
+        state["role"] = caller.role
 
         async def send_with_session(message: Message) -> None:
             if message["type"] == "http.response.start":

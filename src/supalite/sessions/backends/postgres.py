@@ -65,6 +65,16 @@ def _jsonb(column: str) -> str:
     return "::jsonb" if column in JSON_COLUMNS else ""
 
 
+class _Connection(asyncpg.Connection):  # type: ignore[misc]
+    """The store's statements leave nothing on the session (no SET, LISTEN, cursor or
+    session-level lock outlives a call), so a connection goes back to the pool without
+    asyncpg's reset statement — one round trip less per call (the MCP server looks its
+    session up on every tool call)."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresStore(SessionStore):
     name = "postgres"
 
@@ -97,7 +107,10 @@ class PostgresStore(SessionStore):
             if self._pool is None:
                 try:
                     self._pool = await asyncpg.create_pool(
-                        self.dsn, min_size=self._sizes[0], max_size=self._sizes[1]
+                        self.dsn,
+                        min_size=self._sizes[0],
+                        max_size=self._sizes[1],
+                        connection_class=_Connection,
                     )
                 except _DISCONNECTS as e:
                     raise errors.unavailable("postgres", e) from e
