@@ -213,6 +213,23 @@ async def test_http_session_ids_separate_sessions(notes: Project) -> None:
         assert (await call(a, "auth_get_session"))["signed_in"] is True
         assert (await call(b, "auth_get_session"))["signed_in"] is False
         assert (await call(b, "query", {"table": "user_notes"}))["rows"] == []
+        assert await sessions_of(notes, erin[2]) != []
+    # Leaving, the client ends its MCP session (DELETE /mcp): the sign-in goes with it.
+    assert await sessions_of(notes, erin[2]) == []
+
+
+async def sessions_of(live: Project, user_id: str) -> list[str]:
+    """The MCP session ids whose stored sign-in is this user's."""
+    store = store_for(live)
+    try:
+        out = []
+        for sid in await store.list_ids(OWNER):
+            creds = await store.get_credentials(OWNER, sid)
+            if creds and creds.tokens and creds.tokens["user"]["id"] == user_id:
+                out.append(sid)
+        return out
+    finally:
+        await store.close()
 
 
 async def test_admin_user_tools(live: Project) -> None:

@@ -28,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from supalite import __version__
 from supalite.mcp.backend import Backend, BackendError
-from supalite.mcp.identity import Identities
+from supalite.mcp.identity import OWNER, Identities
 from supalite.mcp.prompts import prompt_handlers
 from supalite.mcp.resources import resource_handlers
 from supalite.mcp.safety import Confirmations
@@ -379,9 +379,17 @@ class McpHttp:
             )
             await send({"type": "http.response.body", "body": body})
             return
+        session_header = headers.get(MCP_SESSION_ID_HEADER)
+        if scope.get("method") == "DELETE" and session_header and self.store is not None:
+            # The client ends its session (as the SDK's client does on exit): its sign-in goes
+            # with it.  The SDK's stateless transport would answer 405, knowing no sessions.
+            await self.store.delete(OWNER, session_header)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b""})
+            return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         read_only = query.get("read_only", ["false"])[-1].lower() in ("true", "1", "yes")
-        session_id = headers.get(MCP_SESSION_ID_HEADER) or new_session_id()
+        session_id = session_header or new_session_id()
         state = scope.setdefault("state", {})  # this request's: the request log reads it too
         state[CALLER_STATE] = Caller(session_id, caller.token)
         state["role"] = caller.role
