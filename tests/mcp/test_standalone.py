@@ -4,6 +4,7 @@ path a hosted Supabase project needs)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,21 @@ async def test_with_database_url(second: Project, tmp_path: Path) -> None:
         text = await fail(s, "execute_sql", {"query": "create table public.direct_u (id int)"})
         assert "25006" in text
     assert second.sql("select count(*) from direct_t") == [(0,)]
+
+
+async def test_json_config_file(second: Project, tmp_path: Path) -> None:
+    """The JSON shape Supabase MCP servers read (`url`, `keys`) names the project."""
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"supabase": {
+        "url": second.url,
+        "keys": {"anon": second.server.anon_key, "serviceRole": second.server.service_key},
+    }}))  # fmt: skip
+    async with stdio_session(tmp_path, "--config", str(config)) as s:
+        assert (await call(s, "get_project_url"))["url"] == second.url
+        keys = await call(s, "get_publishable_keys")
+        assert keys["keys"][0]["api_key"] == second.server.anon_key
+        got = await call(s, "execute_sql", {"query": "select current_database() as db"})
+        assert got["rows"] == [{"db": "postgres"}]
 
 
 async def test_flags_instead_of_environment(second: Project, tmp_path: Path) -> None:

@@ -70,6 +70,15 @@ def _config(args: argparse.Namespace) -> tuple[BackendConfig, LocalStore | None]
     from supalite.server import running_state
 
     settings = load_settings(args.workdir, config_file=args.config)
+    if args.config and settings.api.public_url and settings.auth.service_role_key:
+        # A config file naming a project (the JSON shape Supabase MCP servers read: `url`
+        # and `keys`): that project, reached only by URL and keys.
+        return BackendConfig(
+            url=settings.api.public_url.rstrip("/"),
+            service_key=settings.auth.service_role_key,
+            anon_key=settings.auth.anon_key,
+            database_url=args.db_url or settings.db.url,
+        ), None
     state = running_state(settings)
     if state is None:
         raise SystemExit(
