@@ -360,3 +360,41 @@ async def test_cron_job_commands_sweep_what_cleanup_expired_sweeps(pg_url: str) 
     finally:
         await conn.close()
         await store.close()
+
+
+async def test_private_schema_install_if_missing(pg_url: str) -> None:
+    """A store in a private schema installs the shipped file re-qualified there, and with
+    `if_missing` does no DDL once the tables exist (each start would run it otherwise)."""
+    from supalite.sessions.backends.postgres import PostgresStore
+    from supalite.sessions.models import Session
+
+    schema = "priv_" + uuid.uuid4().hex[:8]
+    store = PostgresStore(pg_url, schema=schema)
+    try:
+        await store.install_schema(if_missing=True)
+        await store.create(Session("s1", "u1", "https://mcp.example", "https://app.example"))
+        conn = await asyncpg.connect(pg_url)
+        try:
+            where = await conn.fetch(
+                "select relnamespace::regnamespace::text as ns from pg_class"
+                " where relname = 'mcp_sessions' and relnamespace = $1::regnamespace",
+                schema,
+            )
+            assert [r["ns"] for r in where] == [schema]
+            assert await conn.fetchval(f"select count(*) from {schema}.mcp_sessions") == 1
+            await conn.execute(f"drop trigger trg_mcp_sessions_updated_at on {schema}.mcp_sessions")
+            await store.install_schema(if_missing=True)  # the tables exist: nothing runs
+            trigger = (
+                f"select count(*) from pg_trigger where tgrelid = '{schema}.mcp_sessions'"
+                "::regclass and tgname = 'trg_mcp_sessions_updated_at'"
+            )
+            assert await conn.fetchval(trigger) == 0
+            await store.install_schema()  # a full install puts it back, keeping the rows
+            assert await conn.fetchval(trigger) == 1
+            assert await conn.fetchval(f"select count(*) from {schema}.mcp_sessions") == 1
+        finally:
+            await conn.close()
+    finally:
+        await store.close()
+    with pytest.raises(Exception, match="bad schema name"):
+        PostgresStore(pg_url, schema="x; drop table y")

@@ -183,6 +183,6 @@ async def open_stdio_store(local: tuple[str, str] | None) -> SessionStore:
         return await selection.open_store()
     if local is not None:  # (database URL, JWT secret) of the local supalite
         store = project_store(*local)
-        await store.install_schema()
+        await store.install_schema(if_missing=True)
         return store
     return MemoryStore()

@@ -342,7 +342,7 @@ class McpHttp:
 
     async def start(self) -> None:
         if self.store is not None:
-            await self.store.install_schema()
+            await self.store.install_schema(if_missing=True)
         stack = AsyncExitStack()
         for manager in self.managers.values():
             await stack.enter_async_context(manager.run())

@@ -150,9 +150,20 @@ class PostgresStore(SessionStore):
         async with self._conn() as conn:
             await conn.execute(f"select 1 from {self._s} limit 0; select 1 from {self._c} limit 0")
 
-    async def install_schema(self) -> None:
+    async def install_schema(self, *, if_missing: bool = False) -> None:
         """Create the tables, indexes and triggers (no RLS policies, no cron): for a plain
-        PostgreSQL that is not a Supabase project."""
+        PostgreSQL that is not a Supabase project.  `if_missing`: not when the tables are
+        there already — the file's DDL would otherwise run at every start (and every DDL
+        makes the Data API reload its schema cache)."""
+        if if_missing:
+            async with self._conn() as conn:
+                found = await conn.fetchval(
+                    "select to_regclass($1) is not null and to_regclass($2) is not null",
+                    self._s,
+                    self._c,
+                )
+            if found:
+                return
         sql = install_sql()
         if self.schema != _SCHEMA:
             # The shipped file names its objects `public.…` (it is never edited, see
