@@ -113,8 +113,17 @@ def mint_role_key(secret: str, role: str, project_ref: str = "supalite") -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
+def derive(jwt_secret: str, label: str) -> bytes:
+    """32 bytes for one purpose (`label`), derived from the JWT secret with HMAC-SHA256.
+
+    Every process that can verify tokens already shares the JWT secret, so what is derived
+    from it (database passwords, encryption keys, opaque API keys) needs no other secret
+    distributed to a fleet, while the database alone reveals none of it."""
+    return hmac.new(jwt_secret.encode(), label.encode(), hashlib.sha256).digest()
+
+
 def _opaque_key(secret: str, prefix: str) -> str:
-    digest = hmac.new(secret.encode(), prefix.encode(), hashlib.sha256).digest()
+    digest = derive(secret, prefix)
     return prefix + base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
 
 

@@ -8,11 +8,11 @@ that already has Supabase's roles and schemas is left as it is.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from importlib import resources
 
 import asyncpg
+
+from supalite.keys import derive
 
 _LOCK_KEY = 0x5355_5041  # "SUPA": pg_advisory_lock key shared by every supalite process
 
@@ -34,7 +34,7 @@ def authenticator_password(jwt_secret: str) -> str:
     password from it lets a fleet of supalite processes connect as `authenticator` without
     another secret to distribute.
     """
-    return hmac.new(jwt_secret.encode(), b"supalite-authenticator", hashlib.sha256).hexdigest()
+    return derive(jwt_secret, "supalite-authenticator").hex()
 
 
 async def bootstrap(admin_url: str, jwt_secret: str) -> list[int]:

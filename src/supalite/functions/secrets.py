@@ -2,8 +2,8 @@
 reach the database, opened only to build a worker's environment, never returned by any API —
 `list` shows a name and the SHA-256 digest of the value, as the Supabase CLI does.
 
-The key is derived from the project's JWT secret (HMAC-SHA256 with a fixed label), the same way
-the `authenticator` password is: every process that can verify tokens already shares that
+The key is derived from the project's JWT secret (`keys.derive`), as the `authenticator`
+password is: every process that can verify tokens already shares that
 secret, so a fleet needs no other key to distribute, and the database alone (a dump, a
 replica) does not reveal the values.  Changing the JWT secret makes the stored values
 unreadable: set them again afterwards (they are then skipped, with a warning in the log).
@@ -12,11 +12,11 @@ unreadable: set them again afterwards (they are then skipped, with a warning in 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from typing import Any
 
 from supalite.functions.deploy import bad
+from supalite.keys import derive
 from supalite.sessions.crypto import Cipher
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -25,8 +25,7 @@ MAX_COUNT = 500
 
 
 def cipher(jwt_secret: str) -> Cipher:
-    key = hmac.new(jwt_secret.encode(), b"supalite-function-secrets", hashlib.sha256).digest()
-    return Cipher(key)
+    return Cipher(derive(jwt_secret, "supalite-function-secrets"))
 
 
 def digest(value: str) -> str:

@@ -20,9 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
+from supalite.keys import derive
 from supalite.mcp.backend import Backend, BackendError
 from supalite.sessions import selection
 from supalite.sessions.backends.memory import MemoryStore
@@ -167,9 +165,7 @@ def project_store(admin_url: str, jwt_secret: str) -> PostgresStore:
     schema of its database (not `public`, where `supalite sessions init` puts an app's),
     encrypted with a key derived from the project's JWT secret, so tokens are never kept in
     plain text and nothing needs configuring.  `install_schema()` before first use."""
-    key = HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"supalite mcp sessions"
-    ).derive(jwt_secret.encode())
+    key = derive(jwt_secret, "supalite-mcp-sessions")
     return PostgresStore(
         admin_url, schema=PRIVATE_SCHEMA, cipher=Cipher(key), min_size=1, max_size=4
     )

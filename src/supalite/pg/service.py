@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
-import hashlib
-import hmac
 import json
 import re
 import time
@@ -24,6 +22,7 @@ import asyncpg
 
 from supalite.db.migrations import local_migrations
 from supalite.db.sqlsplit import split_sql
+from supalite.keys import derive
 
 READ_ONLY_ROLE = "supalite_read_only"
 # Supabase's own read-only role: used over a direct DATABASE_URL when the login may switch to it.
@@ -176,7 +175,7 @@ async def run_statement(
 
 def read_only_password(jwt_secret: str) -> str:
     """The read-only login's password, derived from the JWT secret like `authenticator`'s."""
-    return hmac.new(jwt_secret.encode(), b"supalite-read-only", hashlib.sha256).hexdigest()
+    return derive(jwt_secret, "supalite-read-only").hex()
 
 
 async def ensure_read_only_login(conn: asyncpg.Connection, password: str) -> None:
