@@ -1,26 +1,32 @@
-"""Storage throughput against a plain file copy of the same bytes, and the server's memory.
+"""Storage throughput against a plain file copy (or a direct S3 put/get) of the same bytes.
 
-Workloads, against one `supalite start` (one worker, disk backend in its data folder):
+Workloads, against one `supalite start` (one worker; disk backend in its data folder, or S3):
   1. upload   1 MB and 256 MB objects   POST /storage/v1/object/bench/<name> (raw body, streamed)
   2. download 1 MB and 256 MB objects   GET  /storage/v1/object/authenticated/bench/<name>
-     (client: curl, one keep-alive connection for all objects of a size, bodies to files on
-     the same disk; throughput = bytes / wall time of the whole batch)
+     each at concurrency 1 and 8: that many curl processes at once, each on one keep-alive
+     connection for its share of the objects, bodies to files on the same disk; throughput =
+     all bytes / wall time of the whole batch
   3. 4 kB objects, requests/s            wrk: upserts (POST x-upsert) and downloads (GET), 32
                                          connections
-  4. peak RSS of the server process while a 256 MB object is uploaded and downloaded
+  4. the server's peak RSS and CPU seconds per MB during each batch
 
-Baselines in the same run, on the same disk, medians of as many copies: `shutil.copyfile` of
-the same bytes (the kernel copies, no user-space buffer) and a user-space copy in 1 MiB chunks
-(what any program that handles the bytes does).  Ratios printed last.  The page cache is warm
-for both sides alike (no root to drop it).
+Each figure is the median of `--runs` rounds; a round measures the baselines, then supalite, on
+the same batch (1 MB: 10 objects per client; 256 MB: 1 per client), so its figures share the
+machine's load of that moment, and each ratio is taken within a round.  Baselines, same shape
+(as many objects, as many at once), same disk:
+  disk: `shutil.copyfile` of the same bytes (the kernel copies, no user-space buffer) and a
+        user-space copy in 1 MiB chunks (what any program that handles the bytes does);
+  s3:   boto3's put_object of the same file and get_object streamed to a file, straight to the
+        S3 server (what supalite's S3 backend does behind its HTTP API).
+Ratios printed last.  The page cache is warm for both sides alike (no root to drop it).
 
-    python bench/storage.py [--runs 5] [--seconds 10]      (needs `wrk`: apt-get install wrk)
-    python bench/storage.py --backend s3 [--runs 1]
+    python bench/storage.py [--runs 3] [--seconds 10]      (needs `wrk`: apt-get install wrk)
+    python bench/storage.py --backend s3 [--runs 3]
 
 With `--backend s3` the server stores object bytes in a bucket of a moto server (`moto[server]`,
 the test extra) started on a free port.  moto is an in-memory mock written in Python: the
-figures show that the S3 path streams and keeps memory flat, not what S3 or MinIO sustain.
-moto keeps every object in its own memory (about runs x 266 MB), hence `--runs 1` there.
+figures show that the S3 path streams and keeps memory flat, and what supalite adds over a
+direct put to the same server, not what S3 or MinIO sustain.
 """
 
 from __future__ import annotations
@@ -35,8 +41,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -44,18 +52,14 @@ from load import free_port, start_supalite, wait_http, wrk
 
 MB = 1000 * 1000
 CHUNK = 1024 * 1024
+SIZES = (("1MB", MB), ("256MB", 256 * MB))
+CONCURRENCY = (1, 8)
 UPSERT_LUA = """
 wrk.method = "POST"
 wrk.body = string.rep("x", 4096)
 wrk.headers["Content-Type"] = "application/octet-stream"
 wrk.headers["x-upsert"] = "true"
 """
-
-
-def file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            yield chunk
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -65,7 +69,8 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 class PeakRss:
-    """The highest RSS of a process, sampled every 10 ms while the block runs."""
+    """The highest RSS of a process, sampled every 10 ms while the block runs, and the CPU
+    seconds it spent in the block."""
 
     def __init__(self, pid: int) -> None:
         self.proc = psutil.Process(pid)
@@ -89,12 +94,12 @@ class PeakRss:
         self._stop.set()
         self._thread.join()
         t = self.proc.cpu_times()
-        self.cpu = t.user + t.system - self._cpu0  # the server's CPU seconds in the block
+        self.cpu = t.user + t.system - self._cpu0
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3, help="rounds per figure (medians)")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--backend", choices=("disk", "s3"), default="disk")
     args = ap.parse_args()
@@ -108,9 +113,11 @@ def main() -> None:
         text = cfg.read_text().replace("port = 54321", f"port = {port}")
         text = text.replace("port = 54322", f"port = {free_port()}")
         text = text.replace('file_size_limit = "50MiB"', 'file_size_limit = "1GiB"')
+        direct: Direct = DiskCopy()
         if args.backend == "s3":
-            moto, s3_toml = start_moto()
+            moto, s3_toml, endpoint = start_moto()
             text = text.replace("[storage]\n", '[storage]\nbackend = "s3"\n', 1) + s3_toml
+            direct = S3Direct(endpoint)
         cfg.write_text(text)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPALITE_", "PGRST_"))}
         env.pop("DATABASE_URL", None)
@@ -120,17 +127,17 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}/storage/v1"
             h = {"apikey": service, "Authorization": f"Bearer {service}"}
             wait_http(f"http://127.0.0.1:{port}/health")
-            results = run(root, base, h, server.pid, args.runs, args.seconds)
+            results = run(root, base, h, server.pid, direct, args.runs, args.seconds)
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(60)
             if moto is not None:
                 moto.terminate()
                 moto.wait(30)
-    report(results, args.runs, args.seconds, args.backend)
+    report(results, direct, args.runs, args.seconds, args.backend)
 
 
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+def start_moto() -> tuple[subprocess.Popen[bytes], str, str]:
     """moto's S3 server on a free port with one bucket; the `[storage.s3]` table for it."""
     import boto3  # the test extra (moto[server])
 
@@ -143,38 +150,77 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     wait_http(endpoint + "/moto-api/")
     keys = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench"}
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", **keys)
-    s3.create_bucket(Bucket="bench")
+    for bucket in ("bench", "direct"):
+        s3.create_bucket(Bucket=bucket)
     toml = (
         f'\n[storage.s3]\nbucket = "bench"\nendpoint = "{endpoint}"\nregion = "us-east-1"\n'
         'force_path_style = true\naccess_key_id = "bench"\nsecret_access_key = "bench"\n'
     )
-    return proc, toml
+    return proc, toml, endpoint
 
 
-def _curl(h: dict[str, str]) -> list[str]:
-    cmd = ["curl", "-sS", "--fail-with-body", "-H", "expect:"]
-    for k, v in h.items():
-        cmd += ["-H", f"{k}: {v}"]
-    return cmd
+# ------------------------------------------------------------------------------ baselines
 
 
-def upload(base: str, h: dict[str, str], names: list[str], src: Path) -> None:
-    """curl as the client (a separate C process), one keep-alive connection for all `names`:
-    what the server sustains, not what a Python client does."""
-    cmd = [*_curl(h), "-X", "POST", "-H", "content-type: application/octet-stream"]
-    for name in names:
-        cmd += ["-T", str(src), "-o", "/dev/null", f"{base}/object/bench/{name}"]
-    subprocess.run(cmd, check=True)
+class Direct:
+    """A baseline: what moving the same bytes costs without supalite, as (name, MB/s) per
+    direction; `batch` objects of `size` bytes from `src`, `concurrency` at a time."""
+
+    names: tuple[str, ...] = ()
+
+    def measure(
+        self, src: Path, work: Path, size: int, batch: int, concurrency: int
+    ) -> list[float]:
+        raise NotImplementedError
 
 
-def download(base: str, h: dict[str, str], names: list[str], work: Path, size: int) -> None:
-    cmd = _curl(h)
-    for name in names:
-        cmd += ["-o", str(work / f"dl-{name}"), f"{base}/object/authenticated/bench/{name}"]
-    subprocess.run(cmd, check=True)
-    for name in names:
-        assert (work / f"dl-{name}").stat().st_size == size
-        (work / f"dl-{name}").unlink()
+class DiskCopy(Direct):
+    names = ("copyfile", "user copy")
+
+    def measure(
+        self, src: Path, work: Path, size: int, batch: int, concurrency: int
+    ) -> list[float]:
+        out = []
+        for copy in (shutil.copyfile, python_copy):
+            dsts = [work / f"copy-{i}" for i in range(batch)]
+            wall = timed(lambda: in_parallel(lambda d: copy(src, d), dsts, concurrency))  # noqa: B023
+            for d in dsts:
+                d.unlink()
+            out.append(batch * size / MB / wall)
+        return out
+
+
+class S3Direct(Direct):
+    names = ("S3 put", "S3 get")
+
+    def __init__(self, endpoint: str) -> None:
+        import boto3
+
+        self.s3 = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1",
+            aws_access_key_id="bench", aws_secret_access_key="bench",
+        )  # fmt: skip
+
+    def measure(
+        self, src: Path, work: Path, size: int, batch: int, concurrency: int
+    ) -> list[float]:
+        keys = [f"direct-{i}" for i in range(batch)]
+
+        def put(key: str) -> None:
+            with src.open("rb") as f:
+                self.s3.put_object(Bucket="direct", Key=key, Body=f)
+
+        def get(key: str) -> None:
+            body = self.s3.get_object(Bucket="direct", Key=key)["Body"]
+            with (work / key).open("wb") as f:
+                while chunk := body.read(CHUNK):
+                    f.write(chunk)
+            (work / key).unlink()
+
+        up = timed(lambda: in_parallel(put, keys, concurrency))
+        down = timed(lambda: in_parallel(get, keys, concurrency))
+        self.s3.delete_objects(Bucket="direct", Delete={"Objects": [{"Key": k} for k in keys]})
+        return [batch * size / MB / up, batch * size / MB / down]
 
 
 def python_copy(src: Path, dst: Path) -> None:
@@ -184,108 +230,190 @@ def python_copy(src: Path, dst: Path) -> None:
             o.write(chunk)
 
 
-def measure(
-    base: str, h: dict[str, str], pid: int, work: Path, label: str, size: int, n: int
-) -> dict[str, float]:
-    src = work / f"src-{label}"
-    with src.open("wb") as f:
+def in_parallel(fn: Callable[[Any], object], items: list[Any], concurrency: int) -> None:
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in pool.map(fn, items):
+            pass
+
+
+# ------------------------------------------------------------------------------ supalite
+
+
+def _curl(h: dict[str, str]) -> list[str]:
+    cmd = ["curl", "-sS", "--fail-with-body", "-H", "expect:"]
+    for k, v in h.items():
+        cmd += ["-H", f"{k}: {v}"]
+    return cmd
+
+
+def _shares(names: list[str], concurrency: int) -> list[list[str]]:
+    return [names[i::concurrency] for i in range(concurrency) if names[i::concurrency]]
+
+
+def _curls(cmds: list[list[str]]) -> None:
+    """Several curl processes at once (a separate C client each: what the server sustains,
+    not what a Python client does); any failure ends the bench."""
+    procs = [subprocess.Popen(c) for c in cmds]
+    codes = [p.wait() for p in procs]
+    if any(codes):
+        raise SystemExit(f"curl failed: {codes}")
+
+
+def upload(base: str, h: dict[str, str], names: list[str], src: Path, concurrency: int) -> None:
+    cmds = []
+    for share in _shares(names, concurrency):
+        cmd = [*_curl(h), "-X", "POST", "-H", "content-type: application/octet-stream"]
+        for name in share:
+            cmd += ["-T", str(src), "-o", "/dev/null", f"{base}/object/bench/{name}"]
+        cmds.append(cmd)
+    _curls(cmds)
+
+
+def download(
+    base: str, h: dict[str, str], names: list[str], work: Path, size: int, concurrency: int
+) -> None:
+    cmds = []
+    for share in _shares(names, concurrency):
+        cmd = _curl(h)
+        for name in share:
+            cmd += ["-o", str(work / f"dl-{name}"), f"{base}/object/authenticated/bench/{name}"]
+        cmds.append(cmd)
+    _curls(cmds)
+    for name in names:
+        assert (work / f"dl-{name}").stat().st_size == size
+        (work / f"dl-{name}").unlink()
+
+
+def write_source(path: Path, size: int) -> None:
+    with path.open("wb") as f:
         left = size
         while left:
             f.write(os.urandom(min(CHUNK, left)))
             left -= min(CHUNK, left)
-    copies, user_copies = [], []
-    for i in range(n):
-        dst = work / f"copy-{label}-{i}"
-        copies.append(timed(lambda: shutil.copyfile(src, dst)))  # noqa: B023 (called here)
-        dst.unlink()
-        user_copies.append(timed(lambda: python_copy(src, dst)))  # noqa: B023
-        dst.unlink()
-    names = [f"{label}-{i}" for i in range(n)]
-    idle = psutil.Process(pid).memory_info().rss
-    with PeakRss(pid) as up_rss:
-        up = timed(lambda: upload(base, h, names, src))
-    with PeakRss(pid) as down_rss:
-        down = timed(lambda: download(base, h, names, work, size))
+
+
+def measure(
+    http: httpx.Client, base: str, h: dict[str, str], pid: int, direct: Direct, work: Path,
+    label: str, size: int, concurrency: int, runs: int,
+) -> dict[str, Any]:  # fmt: skip
+    """`runs` rounds of: the baselines, then supalite's upload and download of the same
+    batch, one after the other, so each round's figures share the machine's load of that
+    moment (a ratio is taken within a round, then the median over rounds)."""
+    src = work / f"src-{label}"
+    write_source(src, size)
+    batch = (10 if size < 100 * MB else 1) * concurrency
+    mb = batch * size / MB
+    rounds: dict[str, list[float]] = {}
+    rss = {"idle": psutil.Process(pid).memory_info().rss, "upload": 0, "download": 0}
+    cpu = {"upload": 0.0, "download": 0.0}
+    for i in range(runs):
+        figures = dict(zip(direct.names, direct.measure(src, work, size, batch, concurrency),
+                           strict=True))  # fmt: skip
+        names = [f"{label}-c{concurrency}-{i}-{j}" for j in range(batch)]
+        with PeakRss(pid) as up_rss:
+            up = timed(lambda: upload(base, h, names, src, concurrency))  # noqa: B023
+        with PeakRss(pid) as down_rss:
+            down = timed(lambda: download(base, h, names, work, size, concurrency))  # noqa: B023
+        # Removed at once, so every round starts from the same state (and moto's memory
+        # holds one batch at most).
+        r = http.request("DELETE", "/object/bench", json={"prefixes": names})
+        assert r.status_code == 200, r.text
+        figures.update(upload=mb / up, download=mb / down)
+        for k, v in figures.items():
+            rounds.setdefault(k, []).append(v)
+        for base_name in direct.names:
+            for way in ("upload", "download"):
+                ratio = figures[way] / figures[base_name]
+                rounds.setdefault(f"{way}/{base_name}", []).append(ratio)
+        rss["upload"] = max(rss["upload"], up_rss.peak)
+        rss["download"] = max(rss["download"], down_rss.peak)
+        cpu["upload"] += up_rss.cpu
+        cpu["download"] += down_rss.cpu
     src.unlink()
-    mb = size / MB
     return {
-        f"{label} copy MB/s": mb / statistics.median(copies),
-        f"{label} user copy MB/s": mb / statistics.median(user_copies),
-        f"{label} upload MB/s": n * mb / up,
-        f"{label} download MB/s": n * mb / down,
-        f"{label} idle RSS MB": idle / MB,
-        f"{label} peak RSS upload MB": up_rss.peak / MB,
-        f"{label} peak RSS download MB": down_rss.peak / MB,
-        f"{label} upload CPU ms/MB": 1000 * up_rss.cpu / (n * mb),
-        f"{label} download CPU ms/MB": 1000 * down_rss.cpu / (n * mb),
+        "batch": batch,
+        "median": {k: statistics.median(v) for k, v in rounds.items()},
+        "rss MB": {k: v / MB for k, v in rss.items()},
+        "cpu ms/MB": {k: 1000 * v / (runs * mb) for k, v in cpu.items()},
     }
 
 
 def run(
-    root: Path, base: str, h: dict[str, str], pid: int, runs: int, seconds: int
-) -> dict[str, float]:
-    out: dict[str, float] = {}
+    root: Path, base: str, h: dict[str, str], pid: int, direct: Direct, runs: int, seconds: int
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     http = httpx.Client(base_url=base, headers=h, timeout=600)
     assert http.post("/bucket", json={"name": "bench"}).status_code == 200
     work = root / "work"
     work.mkdir()
-    out.update(measure(base, h, pid, work, "1MB", MB, runs * 10))
-    out.update(measure(base, h, pid, work, "256MB", 256 * MB, runs))
-    # 4 kB objects: upserts onto one key, then downloads of it.
+    for label, size in SIZES:
+        for c in CONCURRENCY:
+            out[f"{label} c{c}"] = measure(http, base, h, pid, direct, work, label, size, c, runs)
+    # 4 kB objects: upserts onto one key, then downloads of it.  (A 10 s request timeout:
+    # moto, behind the S3 backend, can take over wrk's default 2 s on a loaded machine.)
     small = f"{base}/object/bench/small-4k"
-    wrk(small, h, UPSERT_LUA, 2)
-    out["4kB upload req/s"] = wrk(small, h, UPSERT_LUA, seconds)["rps"]
+    wrk(small, h, UPSERT_LUA, 2, request_timeout="10s")
+    out["4kB upload req/s"] = wrk(small, h, UPSERT_LUA, seconds, request_timeout="10s")["rps"]
     get_url = f"{base}/object/authenticated/bench/small-4k"
-    wrk(get_url, h, "", 2)
-    out["4kB download req/s"] = wrk(get_url, h, "", seconds)["rps"]
+    wrk(get_url, h, "", 2, request_timeout="10s")
+    out["4kB download req/s"] = wrk(get_url, h, "", seconds, request_timeout="10s")["rps"]
     return out
 
 
-def report(r: dict[str, float], runs: int, seconds: int, backend: str = "disk") -> None:
+def report(r: dict[str, Any], direct: Direct, runs: int, seconds: int, backend: str) -> None:
     if backend == "s3":
         print(
             "backend: S3, served by moto (an in-memory mock S3 server in Python, on this"
             " machine): not a performance baseline; the figures show streaming and flat"
-            " memory, not what a real S3 service sustains"
+            " memory, and what supalite adds over a direct put/get to the same server"
         )
     else:
         print("backend: disk (the data folder)")
     print(
-        f"{runs * 10} x 1 MB and {runs} x 256 MB objects, curl, one keep-alive connection per"
-        f" batch; copies: medians, same disk; 4 kB: wrk, 32 connections, {seconds}s; one worker"
+        f"medians of {runs} rounds; a round: the baselines, then supalite, on the same batch"
+        " (1 MB: 10 objects per client, 256 MB: 1 per client), same disk; curl, one keep-alive"
+        f" connection per client; 4 kB: wrk, 32 connections, {seconds}s; one server worker"
     )
-    print(f"{'':>6}  {'copyfile':>9} {'user copy':>10} {'upload':>8} {'download':>9}   (MB/s)")
-    for label in ("1MB", "256MB"):
-        print(
-            f"{label:>6}  {r[f'{label} copy MB/s']:9.0f} {r[f'{label} user copy MB/s']:10.0f}"
-            f" {r[f'{label} upload MB/s']:8.0f} {r[f'{label} download MB/s']:9.0f}"
-        )
+    rows = [f"{label} c{c}" for label, _ in SIZES for c in CONCURRENCY]
+    cols = [*direct.names, "upload", "download"]
+    print(f"{'':>10}  " + " ".join(f"{c:>10}" for c in cols) + "   (MB/s)")
+    for key in rows:
+        m = r[key]["median"]
+        print(f"{key:>10}  " + " ".join(f"{m[col]:10.0f}" for col in cols))
     print(
         f"4 kB objects: upload {r['4kB upload req/s']:.0f} req/s,"
         f" download {r['4kB download req/s']:.0f} req/s"
     )
-    for label in ("1MB", "256MB"):
+    for key in rows:
+        rss, cpu = r[key]["rss MB"], r[key]["cpu ms/MB"]
         print(
-            f"server RSS ({label}): idle {r[f'{label} idle RSS MB']:.0f} MB, peak during upload "
-            f"{r[f'{label} peak RSS upload MB']:.0f} MB, during download "
-            f"{r[f'{label} peak RSS download MB']:.0f} MB"
+            f"server {key:>10}: RSS idle {rss['idle']:.0f} MB, peak during upload"
+            f" {rss['upload']:.0f} MB, download {rss['download']:.0f} MB; CPU upload"
+            f" {cpu['upload']:.2f} ms/MB, download {cpu['download']:.2f} ms/MB"
         )
-    for label in ("1MB", "256MB"):
-        print(
-            f"server CPU ({label}): upload {r[f'{label} upload CPU ms/MB']:.2f} ms/MB,"
-            f" download {r[f'{label} download CPU ms/MB']:.2f} ms/MB"
-            "  (load-independent: what the figures above cost the server)"
-        )
+    print("(CPU ms/MB: what the figures above cost the server, whatever else the machine runs)")
     print()
-    for label in ("1MB", "256MB"):
-        for base, name in (("copy", "copyfile (kernel)"), ("user copy", "user-space copy")):
-            copy = r[f"{label} {base} MB/s"]
+    titles = {"copyfile": "copyfile (kernel)", "user copy": "user-space copy",
+              "S3 put": "direct S3 put/get", "S3 get": None}  # fmt: skip
+    for key in rows:
+        m = r[key]["median"]
+        if backend == "s3":
             print(
-                f"ratio {label:>6} vs {name:<18} upload {r[f'{label} upload MB/s'] / copy:.2f}x"
-                f"   download {r[f'{label} download MB/s'] / copy:.2f}x"
+                f"ratio {key:>10} vs {titles['S3 put']:<18} upload {m['upload/S3 put']:.2f}x"
+                f"   download {m['download/S3 get']:.2f}x"
             )
-    growth = r["256MB peak RSS upload MB"] - r["256MB idle RSS MB"]
-    print(f"peak RSS growth during 256 MB upload: {growth:.0f} MB")
+            continue
+        for name in direct.names:
+            print(
+                f"ratio {key:>10} vs {titles[name]:<18} upload {m[f'upload/{name}']:.2f}x"
+                f"   download {m[f'download/{name}']:.2f}x"
+            )
+    for c in CONCURRENCY:
+        rss = r[f"256MB c{c}"]["rss MB"]
+        print(
+            f"peak RSS growth during 256 MB uploads at concurrency {c}:"
+            f" {rss['upload'] - rss['idle']:.0f} MB"
+        )
 
 
 if __name__ == "__main__":

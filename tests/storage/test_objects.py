@@ -275,3 +275,36 @@ def test_missing_objects_and_buckets(s: StorageServer) -> None:
     assert body["message"] == "Object not found"
     body = storage_error(s.upload("service", "nobucket", "a.txt"), "404", "NoSuchBucket")
     assert body["message"] == "Bucket not found"
+
+
+def test_last_accessed_at_keeps_the_creation_time(s: StorageServer) -> None:
+    """As Supabase Storage: `last_accessed_at` is the row's creation time (the column's
+    default), moved by no read and no write after it — a download writes nothing."""
+
+    def stamp(name: str) -> object:
+        rows = s.auth.sql(
+            "select last_accessed_at from storage.objects where bucket_id = 'docs' and name = $1",
+            name,
+        )
+        return rows[0]["last_accessed_at"]
+
+    assert s.upload("service", "docs", "la/a.txt", b"one").status_code == 200
+    created = stamp("la/a.txt")
+    assert created is not None
+    assert s.download("service", "docs", "la/a.txt").content == b"one"
+    assert s.call("service", "GET", "/object/info/docs/la/a.txt").status_code == 200
+    assert s.call("service", "HEAD", "/object/docs/la/a.txt").status_code == 200
+    assert s.download("service", "docs", "la/a.txt", headers={"range": "bytes=0-1"}).content == (
+        b"on"
+    )
+    assert s.upload("service", "docs", "la/a.txt", b"two", x_upsert="true").status_code == 200
+    assert s.upload("service", "docs", "la/a.txt", b"three", method="PUT").status_code == 200
+    r = s.call(
+        "service",
+        "POST",
+        "/object/move",
+        json={"bucketId": "docs", "sourceKey": "la/a.txt", "destinationKey": "la/b.txt"},
+    )
+    assert r.status_code == 200, r.text
+    assert s.download("service", "docs", "la/b.txt").content == b"three"
+    assert stamp("la/b.txt") == created

@@ -4,6 +4,8 @@ two signed-in users and service_role, on every operation."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.storage.conftest import FOLDER_POLICY, StorageServer, storage_error
@@ -152,3 +154,29 @@ def test_policy_on_metadata(s: StorageServer) -> None:
     storage_error(s.upload("alice", "images-only", "no.txt", b"x", "image/png"), "403")
     storage_error(s.upload("alice", "images-only", "no.png", b"x", "text/plain"), "403")
     assert s.rows("images-only") == ["ok.png"]
+
+
+def test_refused_uploads_of_any_size_leave_nothing(s: StorageServer) -> None:
+    """A body up to 1 MiB is stored before the commit's checks refuse it; a larger one is
+    checked before a byte is read.  Either way: the same answer, no blob, no registry entry."""
+
+    def registry() -> int:
+        n: int = s.auth.sql("select count(*) as n from _supalite.storage_blobs")[0]["n"]
+        return n
+
+    files, registered = len(s.blob_files()), registry()
+    for size in (10, 1024 * 1024, 1024 * 1024 + 1, 3 * 1024 * 1024):
+        target = path(s, "bob", f"refused-{size}.bin")
+        r = s.upload("alice", "private", target, os.urandom(size), "application/octet-stream")
+        body = storage_error(r, "403", "AccessDenied")
+        assert body["message"] == "new row violates row-level security policy"
+        assert target not in s.rows("private")
+    assert len(s.blob_files()) == files and registry() == registered
+    # And an accepted one of each kind is stored whole.
+    for size in (1024 * 1024, 3 * 1024 * 1024):
+        data = os.urandom(size)
+        mine = path(s, "alice", f"ok-{size}.bin")
+        r = s.upload("alice", "private", mine, data, "application/octet-stream")
+        assert r.status_code == 200, r.text
+        assert s.download("alice", "private", mine).content == data
+    assert len(s.blob_files()) == files + 2 and registry() == registered + 2

@@ -33,6 +33,7 @@ from supalite.storage.names import EMPTY_FOLDER, check_key, check_mime
 from supalite.storage.uploads import parse_user_metadata, read_upload
 
 MAX_OBJECTS_PER_REQUEST = 1000
+CHECK_FIRST_ABOVE = 1024 * 1024  # bytes (see `_check_first`)
 _OPEN_ATTEMPTS = 25
 
 
@@ -109,10 +110,17 @@ def _pg(e: asyncpg.PostgresError) -> E.StorageError:
 # ------------------------------------------------------------------------------ uploads
 
 
-async def bucket_limits(ctx: StorageContext, bucket_id: str) -> asyncpg.Record:
-    """The bucket's limits (NoSuchBucket if there is none), as the storage superuser."""
+async def bucket_limits(
+    ctx: StorageContext, bucket_id: str, *, register: str | None = None
+) -> asyncpg.Record:
+    """The bucket's limits (NoSuchBucket if there is none), as the storage superuser; with
+    `register`, that blob version is noted in the same round trip (if the bucket exists) as
+    `StorageContext.register_blob` does."""
     async with ctx.admin() as conn:
-        bucket = await conn.fetchrow(S.BUCKET_LIMITS, bucket_id)
+        if register is None:
+            bucket = await conn.fetchrow(S.BUCKET_LIMITS, bucket_id)
+        else:
+            bucket = await conn.fetchrow(S.BUCKET_LIMITS_REGISTER, bucket_id, register)
     if bucket is None:
         raise E.no_such_bucket()
     return bucket
@@ -181,32 +189,44 @@ async def upload(
     check: bool = True,
 ) -> dict[str, Any]:
     check_key(name)
-    bucket = await bucket_limits(ctx, bucket_id)
-    body = await read_upload(headers, stream)
-    max_size = type_and_size_limit(ctx, bucket, name, body.mimetype)
-    if body.declared_length is not None and body.declared_length > max_size:
-        raise E.entity_too_large()
-    if check:
-        declared = {"mimetype": body.mimetype, "contentLength": body.declared_length}
-        await check_can_write(
-            ctx, caller, bucket_id, name, upsert=upsert, metadata=declared,
-            user_metadata=body.user_metadata,
-        )  # fmt: skip
     version = str(uuid.uuid4())
+    bucket = await bucket_limits(ctx, bucket_id, register=version)
+    storing = False
     try:
-        await ctx.register_blob(version)
+        body = await read_upload(headers, stream)
+        max_size = type_and_size_limit(ctx, bucket, name, body.mimetype)
+        if body.declared_length is not None and body.declared_length > max_size:
+            raise E.entity_too_large()
+        if check and _check_first(headers):
+            declared = {"mimetype": body.mimetype, "contentLength": body.declared_length}
+            await check_can_write(
+                ctx, caller, bucket_id, name, upsert=upsert, metadata=declared,
+                user_metadata=body.user_metadata,
+            )  # fmt: skip
+        storing = True
         stored = await ctx.backend.put(version, body.chunks, max_size=max_size)
-    except TooLarge as e:
-        await ctx.delete_blobs([version])
-        raise E.entity_too_large() from e
-    except BaseException:
-        await ctx.delete_blobs([version])
+    except BaseException as e:
+        if storing:
+            await ctx.delete_blobs([version])
+        else:
+            await ctx.forget_blobs([version])  # no byte was written
+        if isinstance(e, TooLarge):
+            raise E.entity_too_large() from e
         raise
     return await commit_upload(
         ctx, caller, bucket_id, name, version=version, size=stored.size,
         mimetype=body.mimetype, cache_control=body.cache_control,
         user_metadata=body.user_metadata, upsert=upsert,
     )  # fmt: skip
+
+
+def _check_first(headers: Mapping[str, str]) -> bool:
+    """Whether the permission check runs before the bytes are read: for a body of unknown
+    length or over `CHECK_FIRST_ABOVE`.  A smaller one is stored first — the commit makes
+    the same checks with the same answers, and a refused one deletes its bytes at once — as
+    reading it costs less than the separate check's round trips."""
+    length = headers.get("content-length", "")
+    return not length.isdigit() or int(length) > CHECK_FIRST_ABOVE
 
 
 def type_and_size_limit(
@@ -286,7 +306,7 @@ async def find_as_caller(
     ctx: StorageContext, caller: Caller, bucket_id: str, name: str
 ) -> ObjectRow:
     try:
-        async with ctx.tx(caller) as conn:
+        async with ctx.read(caller) as conn:
             r = await conn.fetchrow(S.FIND_OBJECT, bucket_id, name)
     except asyncpg.PostgresError as e:
         raise _pg(e) from e

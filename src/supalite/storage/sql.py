@@ -43,6 +43,16 @@ BUCKET_LIMITS = """
 select id, coalesce(public, false) as public, file_size_limit, allowed_mime_types
 from storage.buckets where id = $1"""
 
+# The same, and the upload's blob version noted in the registry (`REGISTER_BLOB`) if the
+# bucket exists: one round trip for both.
+BUCKET_LIMITS_REGISTER = """
+with bucket as (
+  select id, coalesce(public, false) as public, file_size_limit, allowed_mime_types
+  from storage.buckets where id = $1),
+registered as (
+  insert into _supalite.storage_blobs (version) select $2 from bucket on conflict do nothing)
+select * from bucket"""
+
 CREATE_BUCKET = """
 insert into storage.buckets (id, name, owner, owner_id, public, file_size_limit,
                              allowed_mime_types)
@@ -94,18 +104,18 @@ insert into storage.objects (id, bucket_id, name, owner, owner_id, metadata, use
                              version)
 values ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8)"""
 
+# `last_accessed_at` keeps its creation time: Supabase Storage sets it only when a row is
+# inserted (the column's default), never on a read, an upsert or a move.
 UPSERT_OBJECT = (
     INSERT_OBJECT
     + """
 on conflict (bucket_id, name) do update set
   owner = excluded.owner, owner_id = excluded.owner_id, metadata = excluded.metadata,
-  user_metadata = excluded.user_metadata, version = excluded.version,
-  last_accessed_at = now()"""
+  user_metadata = excluded.user_metadata, version = excluded.version"""
 )
 
 MOVE_OBJECT = """
-update storage.objects set bucket_id = $3, name = $4, owner = $5, owner_id = $6,
-  last_accessed_at = now()
+update storage.objects set bucket_id = $3, name = $4, owner = $5, owner_id = $6
 where bucket_id = $1 and name = $2"""
 
 DELETE_OBJECT = "delete from storage.objects where bucket_id = $1 and name = $2 returning version"

@@ -31,27 +31,30 @@ class DiskBlob:
         self._f = f
         self.size = size
 
+    def _pread(self, n: int, offset: int) -> bytes:
+        # Positioned reads: no seek, so one thread hop per chunk and no shared file offset.
+        return os.pread(self._f.fileno(), n, offset)
+
     async def read(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         last = self.size - 1 if end is None else min(end, self.size - 1)
-        remaining = last - start + 1
+        pos = start
         ahead: asyncio.Future[bytes] | None = None
         try:
-            await asyncio.to_thread(self._f.seek, start)
-            if remaining > 0:
+            if pos <= last:
                 ahead = asyncio.ensure_future(
-                    asyncio.to_thread(self._f.read, min(CHUNK, remaining))
+                    asyncio.to_thread(self._pread, min(CHUNK, last - pos + 1), pos)
                 )
             while ahead is not None:
                 data = await ahead
                 ahead = None
                 if not data:
                     break
-                remaining -= len(data)
-                if remaining > 0:
+                pos += len(data)
+                if pos <= last:
                     # Read the next chunk while this one is being sent: disk and network
                     # overlap, and at most two chunks are ever held.
                     ahead = asyncio.ensure_future(
-                        asyncio.to_thread(self._f.read, min(CHUNK, remaining))
+                        asyncio.to_thread(self._pread, min(CHUNK, last - pos + 1), pos)
                     )
                 yield data
         finally:
@@ -95,16 +98,39 @@ class DiskBackend:
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, final)
 
+    @staticmethod
+    def _write(f: BinaryIO | None, tmp: Path, chunks: list[bytes]) -> BinaryIO:
+        """Append to the temporary file (created on the first call); the file."""
+        if f is None:
+            # Buffered: BufferedWriter finishes the short writes a raw write may leave.
+            f = open(tmp, "xb")  # noqa: SIM115 (closed by _finish, or by put on failure)
+        try:
+            f.writelines(chunks)
+        except BaseException:
+            f.close()
+            raise
+        return f
+
+    def _finish(self, f: BinaryIO | None, tmp: Path, chunks: list[bytes], final: Path) -> BinaryIO:
+        """The last bytes, then the rename into place, in one thread hop (a body smaller than
+        a chunk is created, written and committed in this one hop); the closed file."""
+        f = self._write(f, tmp, chunks)
+        f.close()
+        self._commit(tmp, final)
+        return f
+
     async def put(
         self, key: str, chunks: AsyncIterable[bytes], *, max_size: int | None = None
     ) -> Stored:
         tmp = self._tmp_path()
-        # Buffered: BufferedWriter finishes short writes that a raw write may leave.
-        f = await asyncio.to_thread(open, tmp, "xb")
+        f: BinaryIO | None = None  # the temporary file, once a first full chunk is written
         size = 0
         pending: list[bytes] = []
         pending_size = 0
-        writing: asyncio.Future[None] | None = None
+        # The file work in flight in a thread, awaited through `shield`: a cancelled request
+        # still waits for it below, so the file is never closed under a write and a rename
+        # never lands after the caller has removed the blob.
+        work: asyncio.Future[BinaryIO] | None = None
         try:
             async for chunk in chunks:
                 size += len(chunk)
@@ -113,24 +139,24 @@ class DiskBackend:
                 pending.append(chunk)
                 pending_size += len(chunk)
                 if pending_size >= CHUNK:
-                    # One chunk is written (in a thread, as is) while the next one arrives:
-                    # network and disk overlap, and at most two chunks are ever held.
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.ensure_future(asyncio.to_thread(f.writelines, pending))
+                    # One chunk is written while the next one arrives: network and disk
+                    # overlap, and at most two chunks are ever held.
+                    if work is not None:
+                        f = await asyncio.shield(work)
+                    work = asyncio.ensure_future(asyncio.to_thread(self._write, f, tmp, pending))
                     pending, pending_size = [], 0
-            if writing is not None:
-                await writing
-                writing = None
-            if pending:
-                await asyncio.to_thread(f.writelines, pending)
-            await asyncio.to_thread(f.close)
-            await asyncio.to_thread(self._commit, tmp, self.path(key))
+            if work is not None:
+                f = await asyncio.shield(work)
+            work = asyncio.ensure_future(
+                asyncio.to_thread(self._finish, f, tmp, pending, self.path(key))
+            )
+            await asyncio.shield(work)
         except BaseException:
-            if writing is not None:
+            if work is not None:
                 with contextlib.suppress(BaseException):
-                    await writing  # never close the file under a write still running
-            f.close()
+                    f = await work
+            if f is not None:
+                f.close()
             tmp.unlink(missing_ok=True)
             raise
         return Stored(size)
