@@ -40,6 +40,7 @@ class ApiSettings:
     anon_role: str = "anon"
     db_pre_request: str | None = None
     aggregates_enabled: bool = True
+    db_plan_enabled: bool = False  # Accept: application/vnd.pgrst.plan (PostgREST's default)
     max_body_bytes: int = 10 * 1024 * 1024
 
 
@@ -467,6 +468,8 @@ FIELDS: tuple[Field, ...] = (
           env=("PGRST_DB_PRE_REQUEST",)),
     Field("api.aggregates_enabled", _bool, toml="api.aggregates_enabled",
           env=("PGRST_DB_AGGREGATES_ENABLED",)),
+    Field("api.db_plan_enabled", _bool, toml="api.db_plan_enabled",
+          env=("PGRST_DB_PLAN_ENABLED",)),
     Field("db.url", _db_url, env=("DATABASE_URL", "SUPALITE_DB_URL")),
     Field("db.port", _int(1, 65535), toml="db.port", env=("SUPALITE_DB_PORT",)),
     Field("db.major_version", _int(15, 99), toml="db.major_version"),

@@ -12,7 +12,8 @@ import csv
 import functools
 import io
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote
@@ -25,6 +26,7 @@ from supalite.db.schema_cache import Function, SchemaCache, Table, quote_ident
 from supalite.gateway import Claims
 from supalite.rest import sql as S
 from supalite.rest.errors import ApiError, from_postgres
+from supalite.rest.media import Media, PlanMedia, negotiate
 from supalite.rest.parse import (
     OpQuant,
     OpSimple,
@@ -42,8 +44,6 @@ from supalite.rest.parse import (
 from supalite.rest.plan import Node, Planner
 
 JSON = "application/json; charset=utf-8"
-_SINGLE = "application/vnd.pgrst.object+json"
-Media = Literal["json", "json_stripped", "single", "single_stripped", "csv"]
 
 
 @dataclass
@@ -91,22 +91,6 @@ def _schema(req: RestRequest, settings: ApiSettings) -> tuple[str, bool]:
             f"The schema must be one of the following: {', '.join(settings.schemas)}",
         )
     return wanted, True
-
-
-def _media(req: RestRequest) -> Media:
-    accept = req.headers.get("accept", "*/*")
-    for part in accept.split(","):
-        mt, *params = (x.strip().lower() for x in part.split(";"))
-        stripped = "nulls=stripped" in params
-        if mt in ("*/*", "application/json", "application/*", ""):
-            return "json"
-        if mt == _SINGLE:
-            return "single_stripped" if stripped else "single"
-        if mt == "application/vnd.pgrst.array+json":
-            return "json_stripped" if stripped else "json"
-        if mt == "text/csv":
-            return "csv"
-    raise ApiError(406, "PGRST107", f"None of these media types are available: {accept}")
 
 
 @dataclass(frozen=True)
@@ -176,6 +160,7 @@ class _Call:
     media: Media
     planner: Planner
     schema: str
+    plan: PlanMedia | None = None  # Accept: application/vnd.pgrst.plan — explain, don't answer
 
 
 class RestService:
@@ -195,11 +180,11 @@ class RestService:
         schema, profiled = _schema(req, settings)
         prefs = parse_prefer([v for k, v in _items(req.headers) if k == "prefer"])
         prefs.check_strict()
-        media = _media(req)
+        media, plan = negotiate(req.headers.get("accept"), plan_enabled=settings.db_plan_enabled)
         is_read = req.method in ("GET", "HEAD")
         q = parse_query(split_query_string(req.query_string), is_rpc_read=req.rpc and is_read)
         planner = Planner(self.ctx.cache, schema, aggregates=settings.aggregates_enabled)
-        call = _Call(req, q, prefs, media, planner, schema)
+        call = _Call(req, q, prefs, media, planner, schema, plan)
         if req.method == "OPTIONS":
             return self._options(planner, req)
         if req.rpc:
@@ -255,19 +240,44 @@ class RestService:
         after it ran, so the statement needs a transaction to roll back (a read that fails
         its check has nothing to undo).  With `planned`, the total the statement reports is
         replaced by the planner's estimate, as count=planned|estimated ask."""
+        async with self._connection(req, ctx, atomic=atomic) as conn:
+            row = await conn.fetchrow(sql, *params)
+            assert row is not None
+            if check is not None:
+                check(row)  # raising here rolls the transaction back
+            if planned is not None and planned.wanted(row["total"]):
+                plan = await conn.fetchval(S.explain_rows(planned.sql), *planned.values)
+                row = _with_total(row, planned.total(row["total"], plan))
+            return row
+
+    @asynccontextmanager
+    async def _connection(
+        self, req: RestRequest, ctx: RequestContext, *, atomic: bool
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """The request's connection (role, settings, transaction); Postgres errors become
+        PostgREST's."""
         authenticated = req.claims.role != self.ctx.settings.anon_role
         try:
             async with request_transaction(self.ctx.api_pool, ctx, atomic=atomic) as conn:
-                row = await conn.fetchrow(sql, *params)
-                assert row is not None
-                if check is not None:
-                    check(row)  # raising here rolls the transaction back
-                if planned is not None and planned.wanted(row["total"]):
-                    plan = await conn.fetchval(S.explain_rows(planned.sql), *planned.values)
-                    row = _with_total(row, planned.total(row["total"], plan))
-                return row
+                yield conn
         except asyncpg.PostgresError as e:
             raise from_postgres(e, authenticated=authenticated) from e
+
+    async def _explain(
+        self, c: _Call, plan: PlanMedia, ctx: RequestContext, sql: str, params: list[Any]
+    ) -> RestResponse:
+        """The execution plan of the statement the request would run, under the same role,
+        settings and transaction.  As on PostgREST, `options=analyze` runs it, so a write's
+        changes are committed unless the request also says `Prefer: tx=rollback`; the result
+        is not checked (singular, max-affected) and `response.*` settings are not applied."""
+        async with self._connection(c.req, ctx, atomic=False) as conn:
+            rows = await conn.fetch(plan.explain(sql), *params)
+        # TEXT comes as one row per line, JSON as one row: PostgREST ends each with a newline.
+        body = "".join(f"{r[0]}\n" for r in rows)
+        resp = RestResponse(200, body=body.encode(), media_type=plan.content_type)
+        if c.req.method == "HEAD":
+            resp.body = b""
+        return resp
 
     def _finish(
         self,
@@ -327,6 +337,8 @@ class RestService:
             planned = _planned_count(node, above=None)
         stmt = S.wrap_body(source, count_sql=count, media=media)
         ctx = self._request_context(req, schema, read_only=True, prefs=prefs)
+        if c.plan is not None:
+            return await self._explain(c, c.plan, ctx, stmt, p.values)
         row = await self._run(req, ctx, stmt, p.values, _single_check(media), planned=planned)
         return self._read_response(req, row, rng, media, prefs)
 
@@ -551,6 +563,8 @@ class RestService:
         atomic = media.startswith("single") or (
             max_affected is not None and action in ("update", "delete")
         )
+        if c.plan is not None:
+            return await self._explain(c, c.plan, ctx, stmt, p.values)
         row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
         n = row["page_total"]
         total = n if prefs.count is not None else None
@@ -664,6 +678,8 @@ class RestService:
         atomic = not read_only and (
             max_affected is not None or (media.startswith("single") and fn.returns_set)
         )
+        if c.plan is not None:
+            return await self._explain(c, c.plan, ctx, stmt, p.values)
         row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
         if fn.is_void:
             resp = RestResponse(204, media_type=None)
