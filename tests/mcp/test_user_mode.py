@@ -5,6 +5,9 @@ as Bearer starts the session in user mode), with the sign-in kept in the session
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +22,7 @@ from supalite.config import load_settings
 from supalite.mcp.identity import OWNER, project_store
 from supalite.runtime import build_runtime
 from tests.auth.conftest import code_in
+from tests.helpers import free_port
 from tests.mcp.conftest import Project, call, fail, http_session, stdio_session
 
 NOTES = """
@@ -314,3 +318,17 @@ async def test_standalone_user_mode_by_url_and_keys(notes: Project, tmp_path: Pa
                                        "filters": {"body": "grace's"}})  # fmt: skip
         assert got["row_count"] == 0
     assert notes.sql("select body from public.user_notes where body = 'x'") == []
+
+
+def test_a_store_that_cannot_start_is_an_error(notes: Project, tmp_path: Path) -> None:
+    """`supalite mcp` told to keep its sessions in a store it cannot reach says so and stops,
+    rather than keeping sign-ins in memory without saying."""
+    env = {**os.environ, "SUPABASE_URL": notes.url, "SUPABASE_ANON_KEY": notes.server.anon_key,
+           "SUPABASE_SERVICE_ROLE_KEY": notes.server.service_key, "MCP_TS_STORAGE_TYPE": "redis",
+           "REDIS_URL": f"redis://127.0.0.1:{free_port()}"}  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "supalite.cli", "mcp"], cwd=tmp_path, env=env,
+        input="", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode != 0 and r.stdout == ""
+    assert "supalite mcp:" in r.stderr and "redis" in r.stderr and "Traceback" not in r.stderr

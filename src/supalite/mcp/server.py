@@ -44,6 +44,7 @@ from supalite.mcp.tools import (
     all_tools,
 )
 from supalite.sessions.backends.postgres import PostgresStore
+from supalite.sessions.errors import SessionStoreError
 
 log = logging.getLogger("supalite.mcp")
 
@@ -198,11 +199,12 @@ def build_server(
                     ToolFailure(
                         "user_mode",
                         f"'{spec.name}' is an admin tool, not available while this session acts "
-                        "as a user (auth_sign_out returns to the service role)",
+                        "as a user (it needs the service key and no user signed in: "
+                        "auth_sign_out ends a sign-in)",
                     )
                 )
             out = await spec.handler(ctx, args)
-        except BackendError as e:  # e.g. the session store or the auth server is unreachable
+        except (BackendError, SessionStoreError) as e:  # e.g. Auth or the store unreachable
             return _failure(ToolFailure(e.code, e.message))
         except Exception as e:  # the agent gets a code and a message, never a traceback
             log.exception("tool %s failed", spec.name)
