@@ -90,6 +90,8 @@ class Relationship:
     junction_source_columns: tuple[str, ...] = ()  # junction columns pointing at the source
     junction_target_columns: tuple[str, ...] = ()  # junction columns pointing at the target
     source_constraint: str = ""  # m2m: the FK from the junction to the source
+    # A computed relationship: `schema.fn(source row)` returns the target's rows (no columns).
+    function: str | None = None
 
     @property
     def to_one(self) -> bool:
@@ -136,6 +138,11 @@ class SchemaCache:
     # Computed fields by table: functions of a table's row returning one value, which
     # requests may select, filter and order by as if they were columns (PostgREST's rule).
     computed: dict[tuple[str, str], dict[str, Column]] = field(default_factory=dict)
+    # Computed relationships by source table, then by function (schema, name): functions of
+    # a table's row returning a table's row(s), embedded like relationships (PostgREST's rule).
+    computed_rels: dict[tuple[str, str], dict[tuple[str, str], Relationship]] = field(
+        default_factory=dict
+    )
     roles: frozenset[str] = frozenset()  # roles the authenticator may become
 
     def table(self, schema: str, name: str) -> Table | None:
@@ -237,6 +244,7 @@ select n.nspname as schema, p.proname as name, p.provolatile::text as volatility
   rt.typtype = 'c' or coalesce('o' = any(p.proargmodes) or 't' = any(p.proargmodes), false)
     as returns_composite,
   rt.typcategory::text as return_category,
+  not p.proretset or p.prorows = 1 as single_row,
   coalesce(ret.typname, rbt.typname, rt.typname) as return_base,
   (select json_build_array(rn.nspname, rc.relname) from pg_class rc
    join pg_namespace rn on rn.oid = rc.relnamespace
@@ -325,7 +333,8 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
     cache.relationships = _relationships(cache, fks, unique, exposed)
     for row in await conn.fetch(_FUNCTIONS_SQL, names):
         args = []
-        for a in json.loads(row["args"]):
+        raw_args = json.loads(row["args"])
+        for a in raw_args:
             if a["mode"] in ("i", "b", "v"):
                 args.append(FuncArg(a["name"], a["type"], a["has_default"], a["mode"] == "v"))
         rt = json.loads(row["return_table"]) if row["return_table"] else None
@@ -341,9 +350,12 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
             description=row["description"],
         )
         cache.functions.setdefault((fn.schema, fn.name), []).append(fn)
-        field_of = _computed_field(row, fn, json.loads(row["args"]))
+        field_of = _computed_field(row, fn, raw_args)
         if field_of is not None and field_of[0] in cache.tables:
             cache.computed.setdefault(field_of[0], {})[fn.name] = field_of[1]
+        rel = _computed_relationship(fn, raw_args, to_one=bool(row["single_row"]))
+        if rel is not None and rel.source in cache.tables and rel.target in cache.tables:
+            cache.computed_rels.setdefault(rel.source, {})[(fn.schema, fn.name)] = rel
     cache.types = frozenset(r["typname"] for r in await conn.fetch(_TYPES_SQL, names))
     cache.roles = frozenset(r["rolname"] for r in await conn.fetch(_ROLES_SQL))
     return cache
@@ -419,6 +431,28 @@ def _computed_field(
         computed=f"{quote_ident(fn.schema)}.{quote_ident(fn.name)}",
     )
     return (schema, table), column
+
+
+def _computed_relationship(
+    fn: Function, args: list[dict[str, Any]], *, to_one: bool
+) -> Relationship | None:
+    """A computed relationship when `fn` takes exactly one argument, a table's row, and
+    returns rows of a table: to-one when it returns one row (`returns tbl`, or `setof tbl
+    rows 1`), to-many otherwise — PostgREST's `allComputedRels`."""
+    if len(args) != 1 or args[0]["mode"] != "i" or not args[0]["relation"]:
+        return None
+    if fn.return_table is None:
+        return None
+    schema, table = args[0]["relation"]
+    return Relationship(
+        source=(schema, table),
+        target=fn.return_table,
+        cardinality="m2o" if to_one else "o2m",
+        constraint=fn.name,
+        source_columns=(),
+        target_columns=(),
+        function=fn.qualified,
+    )
 
 
 def _relationships(

@@ -213,8 +213,12 @@ class Planner:
 
     def relationship(self, source: Table, name: str, hint: str | None) -> Relationship:
         """PostgREST's embedding resolution: by target name, FK column, or FK name; a hint
-        (`!fk_name`, `!column`, `!junction`) narrows; more than one match is ambiguous."""
-        rels = self.cache.rels(source.schema, source.name)
+        (`!fk_name`, `!column`, `!junction`) narrows; more than one match is ambiguous.
+        A computed relationship (a function of the source's row, in the request's schema)
+        matches by the function's name, whatever the hint, and replaces the foreign-key
+        relationships to the table of the same name — PostgREST's override."""
+        computed = self.cache.computed_rels.get((source.schema, source.name), {})
+        rels = [r for r in self.cache.rels(source.schema, source.name) if r.target not in computed]
         cands = [r for r in rels if r.target == (self.schema, name)]
         if not cands:
             # Embedding through a FK column (`select=*,owner(*)`) or a FK name.
@@ -239,6 +243,8 @@ class Planner:
                 # `tasks!parent_id` on a self-reference is the one-to-many direction (the
                 # children); the parent is embedded by the column itself (`parent_id(...)`).
                 cands = self_ref
+        if (self.schema, name) in computed:
+            cands = [computed[(self.schema, name)], *cands]
         if not cands:
             raise _pgrst(
                 400,
@@ -479,7 +485,9 @@ _CARD_NAMES = {
 
 def _describe(r: Relationship) -> dict[str, str]:
     src, dst = r.source[1], r.target[1]
-    if r.junction:
+    if r.function:
+        rel = f"{r.function}({r.source[0]}.{src})"
+    elif r.junction:
         rel = f"{r.junction[1]} using {r.source_constraint} and {r.constraint}"
     else:
         rel = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from supalite.db.schema_cache import Column, Function, Table, quote_ident
+from supalite.db.schema_cache import Column, Function, Relationship, Table, quote_ident
 from supalite.rest.parse import (
     Filter,
     OpFts,
@@ -200,8 +200,11 @@ def _order(alias: str, o: OrderOut, p: Params) -> str:
             f"{q(t)}.{q(tc)} = {q(alias)}.{q(sc)}"
             for sc, tc in zip(rel.source_columns, rel.target_columns, strict=True)
         )
-        target = f"{q(rel.target[0])}.{q(rel.target[1])}"
-        expr = f"(SELECT {inner} FROM {target} AS {q(t)} WHERE {join} LIMIT 1)"
+        if rel.function is not None:
+            expr = f"(SELECT {inner} FROM {_computed_from(rel, alias)} AS {q(t)} LIMIT 1)"
+        else:
+            target = f"{q(rel.target[0])}.{q(rel.target[1])}"
+            expr = f"(SELECT {inner} FROM {target} AS {q(t)} WHERE {join} LIMIT 1)"
     else:
         expr = _column_expr(alias, o.column, o.json_path, p)
     s = expr + (" DESC" if o.direction == "desc" else " ASC" if o.direction == "asc" else "")
@@ -211,6 +214,13 @@ def _order(alias: str, o: OrderOut, p: Params) -> str:
 
 
 # ------------------------------------------------------------------------------ reads
+
+
+def _computed_from(rel: Relationship, parent_alias: str) -> str:
+    """A computed relationship's rows: its function called with the parent's row, cast to the
+    table the function takes (the parent may be a CTE's row, as PostgREST casts for RPC)."""
+    source = f"{q(rel.source[0])}.{q(rel.source[1])}"
+    return f"{rel.function}({q(parent_alias)}::{source})"
 
 
 def _join_condition(e: Embed, parent_alias: str) -> str:
@@ -307,10 +317,14 @@ def _group_by(node: Node) -> str:
 def _embed_subquery(e: Embed, parent_alias: str, p: Params) -> str:
     child = e.node
     cols = select_list(child, p) or ["NULL"]
+    if e.rel.function is not None:  # the function picks the rows: no join condition
+        frm, join = _computed_from(e.rel, parent_alias), []
+    else:
+        frm, join = child.table.qualified, [_join_condition(e, parent_alias)]
     inner = (
-        f"SELECT {', '.join(cols)} FROM {child.table.qualified} AS {q(child.alias)}"
+        f"SELECT {', '.join(cols)} FROM {frm} AS {q(child.alias)}"
         + _laterals(child, p)
-        + _where(child, p, [_join_condition(e, parent_alias)])
+        + _where(child, p, join)
         + _group_by(child)
     )
     if e.rel.to_one:
