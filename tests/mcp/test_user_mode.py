@@ -332,3 +332,32 @@ def test_a_store_that_cannot_start_is_an_error(notes: Project, tmp_path: Path) -
     )  # fmt: skip
     assert r.returncode != 0 and r.stdout == ""
     assert "supalite mcp:" in r.stderr and "redis" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_an_ended_sign_in_never_falls_back_to_the_service_role(notes: Project) -> None:
+    """Auth refusing the refresh (the user's sessions revoked) ends the sign-in: tools fail
+    with session_expired — they do not quietly run as the service key the client connected
+    with — until the agent signs in again or out."""
+    henry = new_user(notes)
+    async with http_session(notes.url, notes.server.service_key) as s:
+        await call(s, "auth_sign_in_with_password", {"email": henry[0], "password": henry[1]})
+        sid = (await sessions_of(notes, henry[2]))[0]
+        notes.sql("delete from auth.refresh_tokens where user_id = $1", henry[2])
+        store = store_for(notes)
+        try:
+            creds = await store.get_credentials(OWNER, sid)
+            assert creds is not None and creds.tokens is not None
+            due = {**creds.tokens, "expires_at": int(time.time()) + 5}
+            await store.patch_credentials(OWNER, sid, {"tokens": due})
+        finally:
+            await store.close()
+
+        text = await fail(s, "query", {"table": "user_notes"})
+        assert "session_expired" in text and henry[0] in text
+        assert "session_expired" in await fail(s, "execute_sql", {"query": "select 1"})
+        assert not (ADMIN_ONLY & await names(s))  # still a user session, without a user
+        got = await call(s, "auth_get_session")
+        assert got["signed_in"] is False and "has ended" in got["note"]
+        await call(s, "auth_sign_out")
+        assert await names(s) >= ADMIN_ONLY  # back to how it started: the service key
+        await call(s, "query", {"table": "user_notes"})

@@ -35,6 +35,7 @@ OWNER = "supalite-mcp"  # the store's user_id for the MCP server's own sessions
 SERVER_ID = "supalite-mcp"
 # Refresh when less than this is left of the access token (or half its life, if shorter).
 REFRESH_MARGIN_S = 60
+_ENDED = "ended"  # stored in place of the tokens once Auth refused a refresh
 
 
 @dataclass
@@ -75,6 +76,20 @@ class SignedIn:
         return bool(self.refresh_token) and self.expires_at - now <= margin
 
 
+class SignInExpired(BackendError):
+    """The session's user can no longer be acted for (Auth refused the refresh).  Tools fail
+    until the agent signs in again or out: falling back to the session's starting identity
+    could be the service role, which bypasses the RLS the agent signed in to be held to."""
+
+    def __init__(self, user: dict[str, Any]) -> None:
+        who = user.get("email") or user.get("id") or "the user"
+        super().__init__(
+            "session_expired",
+            f"the sign-in of {who} has ended (Auth refused to refresh it): sign in again with "
+            "an auth_sign_in tool, or auth_sign_out to return to how this session started",
+        )
+
+
 class Identities:
     """The signed-in users of this server's MCP sessions, in a session store."""
 
@@ -104,8 +119,10 @@ class Identities:
             except BackendError as e:
                 if e.status in (400, 401, 403):  # revoked or reused: the user must sign in again
                     log.info("an MCP session's refresh token was refused: %s", e.code)
-                    await self.forget(session_id)
-                    return None
+                    ended = {_ENDED: True, "user": signed.user}
+                    await self.store.patch_credentials(OWNER, session_id, {"tokens": ended})
+                    self._known.pop(session_id, None)
+                    raise SignInExpired(signed.user) from e
                 raise
             fresh = SignedIn.from_tokens(data)
             await self.store.patch_credentials(OWNER, session_id, {"tokens": fresh.as_tokens()})
@@ -135,11 +152,18 @@ class Identities:
         await self.store.delete(OWNER, session_id)
         self._remember_locally(session_id, None)
 
+    async def peek(self, session_id: str) -> SignedIn | None:
+        """The stored sign-in as it is, without refreshing it (SignInExpired once it ended)."""
+        return await self._load(session_id)
+
     async def _load(self, session_id: str) -> SignedIn | None:
         if self.sole_reader and session_id in self._known:
             return self._known[session_id]
         creds = await self.store.get_credentials(OWNER, session_id)
-        signed = SignedIn.from_tokens(creds.tokens) if creds and creds.tokens else None
+        tokens = creds.tokens if creds else None
+        if tokens and tokens.get(_ENDED):
+            raise SignInExpired(tokens.get("user") or {})
+        signed = SignedIn.from_tokens(tokens) if tokens else None
         self._remember_locally(session_id, signed)
         return signed
 

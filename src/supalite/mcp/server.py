@@ -28,7 +28,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from supalite import __version__
 from supalite.mcp.backend import Backend, BackendError
-from supalite.mcp.identity import OWNER, Identities
+from supalite.mcp.identity import OWNER, Identities, SignInExpired
 from supalite.mcp.prompts import prompt_handlers
 from supalite.mcp.resources import resource_handlers
 from supalite.mcp.safety import Confirmations
@@ -109,6 +109,13 @@ def _failure(f: ToolFailure) -> types.CallToolResult:
     )
 
 
+# The tools that still work once a sign-in has ended: they sign in again, or out.
+_MENDS_SIGN_IN = frozenset(
+    {"auth_sign_in_with_password", "auth_sign_in_with_otp", "auth_verify_otp", "auth_sign_up",
+     "auth_sign_out", "auth_get_session"}
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who one MCP request comes from."""
@@ -157,12 +164,19 @@ def build_server(
     base = ToolContext(backend, options, Confirmations())
     default_caller = stdio_caller or Caller(None)
 
-    async def ctx_for(rctx: ServerRequestContext[Any]) -> ToolContext:
-        """This request's context: the project as its caller sees it."""
+    async def ctx_for(rctx: ServerRequestContext[Any], *, ended_ok: bool = False) -> ToolContext:
+        """This request's context: the project as its caller sees it.  A sign-in that has
+        ended raises SignInExpired, unless `ended_ok` (the auth tools that mend it): then the
+        session is a user session without a user (anon), never its starting identity."""
         caller = _caller(rctx, default_caller)
         view = backend if caller.token is None else backend.as_user(caller.token)
         if identities is not None and caller.session_id is not None:
-            signed = await identities.current(caller.session_id)
+            try:
+                signed = await identities.current(caller.session_id)
+            except SignInExpired:
+                if not ended_ok:
+                    raise
+                signed, view = None, backend.as_anon()
             if signed is not None:
                 view = backend.as_user(signed.access_token)
 
@@ -176,7 +190,7 @@ def build_server(
     async def list_tools(
         rctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        ctx = await ctx_for(rctx)
+        ctx = await ctx_for(rctx, ended_ok=True)
         return types.ListToolsResult(tools=listed[ctx.backend.user_mode])
 
     async def call_tool(
@@ -193,7 +207,7 @@ def build_server(
             where = "/".join(str(p) for p in e.absolute_path) or "arguments"
             return _failure(ToolFailure("invalid_arguments", f"{where}: {e.message}"))
         try:
-            ctx = await ctx_for(rctx)
+            ctx = await ctx_for(rctx, ended_ok=spec.name in _MENDS_SIGN_IN)
             if spec.service_only and ctx.backend.user_mode:
                 return _failure(
                     ToolFailure(

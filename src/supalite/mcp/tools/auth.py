@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from supalite.mcp.backend import BackendError
-from supalite.mcp.identity import SignedIn
+from supalite.mcp.identity import SignedIn, SignInExpired
 from supalite.mcp.tools import (
     ROWS_OUTPUT,
     ToolContext,
@@ -154,7 +154,10 @@ async def get_session(ctx: ToolContext, args: dict[str, Any]) -> ToolResult | To
     scope = ctx.session
     signed = None
     if scope is not None and scope.identities is not None and scope.session_id is not None:
-        signed = await scope.identities.current(scope.session_id)
+        try:
+            signed = await scope.identities.current(scope.session_id)
+        except SignInExpired as e:
+            return _session_answer(None, e.message)
     if signed is None:
         mode = "a user's token sent by the client" if ctx.backend.user_mode else "service role"
         return _session_answer(None, f"No user signed in with the auth tools; acting as: {mode}.")
@@ -188,15 +191,21 @@ async def sign_out(ctx: ToolContext, args: dict[str, Any]) -> ToolResult | ToolF
     scope = ctx.session
     if scope is None or scope.identities is None or scope.session_id is None:
         return ToolFailure("no_session", "this MCP connection keeps no session")
-    signed = await scope.identities.current(scope.session_id)
-    if signed is None:
+    try:
+        signed, ended = await scope.identities.peek(scope.session_id), False
+    except SignInExpired:
+        signed, ended = None, True
+    if signed is None and not ended:
         return _session_answer(None, "No user was signed in with the auth tools.")
-    try:  # revoke the refresh tokens at the server, as supabase-js's signOut does
-        scope_param = {"scope": args.get("scope", "local")}
-        await ctx.backend.call("POST", "/auth/v1/logout", params=scope_param)
-    except BackendError as e:
-        if e.status not in (401, 403, 404):  # an already-dead session is signed out anyway
-            return _failure(e)
+    if signed is not None:
+        try:  # revoke the refresh tokens at the server, as supabase-js's signOut does
+            scope_param = {"scope": args.get("scope", "local")}
+            await ctx.backend.as_user(signed.access_token).call(
+                "POST", "/auth/v1/logout", params=scope_param
+            )
+        except BackendError as e:
+            if e.status not in (401, 403, 404):  # an already-dead session is signed out anyway
+                return _failure(e)
     await scope.identities.forget(scope.session_id)
     if scope.tools_changed is not None:
         await scope.tools_changed()
