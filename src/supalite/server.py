@@ -290,6 +290,9 @@ def start(settings: Settings, launch: Launch, out: Out = _default_out) -> None:
             "access_log": False,
             "server_header": False,
             "lifespan": "on",
+            # Realtime's sockets are not compressed, as on Supabase (Phoenix's default): deflating
+            # every frame for every socket was a sixth of a fan-out's CPU.
+            "ws_per_message_deflate": False,
         }
         if settings.api.workers > 1:
             from uvicorn.supervisors import Multiprocess

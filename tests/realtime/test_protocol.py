@@ -137,6 +137,17 @@ def test_user_broadcast_frames() -> None:
     )
 
 
+@pytest.mark.parametrize("vsn", ["1.0.0", "2.0.0"])
+def test_change_push_encoded_around_shared_data(vsn: str) -> None:
+    # A change is encoded once and reused by every subscriber it reaches; the frame around it
+    # must be byte for byte what `encode` writes for the same push.
+    data = {"schema": "public", "table": "t", "type": "INSERT", "record": {"s": "é \"q\"\n"},
+            "columns": [{"name": "s", "type": "text"}], "errors": None}  # fmt: skip
+    topic = 'realtime:ro"om/é'
+    want = protocol.encode(vsn, Frame(topic, "postgres_changes", {"ids": [7, 9], "data": data}))
+    assert protocol.encode_change(vsn, topic, [7, 9], protocol.dumps(data)) == want
+
+
 def test_vsn() -> None:
     assert protocol.parse_vsn(None) == "1.0.0"
     assert protocol.parse_vsn("2.0.0") == "2.0.0"

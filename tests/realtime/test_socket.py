@@ -21,6 +21,14 @@ async def test_heartbeat_v1_and_v2(sockets: Any) -> None:
         assert await s.reply(ref) == {"status": "ok", "response": {}}
 
 
+async def test_frames_are_not_compressed(sockets: Any) -> None:
+    # As Supabase's Phoenix endpoint: a client offering permessage-deflate (websockets and
+    # browsers do) gets plain frames, so the server never deflates a frame per socket.
+    s = await sockets()
+    assert s.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+    assert s.ws.protocol.extensions == []
+
+
 async def test_join_reply_and_leave(sockets: Any) -> None:
     s = await sockets("2.0.0")
     name = unique()

@@ -75,8 +75,13 @@ def commit_timestamp(commit: Commit) -> str:
 
 
 class Capture:
-    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[asyncpg.Connection]],
+        on_stored: Callable[[], None] = lambda: None,
+    ) -> None:
         self._connect = connect
+        self._on_stored = on_stored  # this process's feed reads at once, without the NOTIFY hop
         self.error: str | None = None  # why Postgres changes cannot be captured, if so
         self.leader = False
 
@@ -152,6 +157,8 @@ class Capture:
                         await conn.execute(sql.CHANGES_NOTIFY)
                     await conn.execute(sql.CAPTURED_SET, SLOT, lsn_text(last_commit))
                 stored = max(stored, last_commit)
+                if bodies:
+                    self._on_stored()
             if end:
                 await conn.execute(sql.SLOT_ADVANCE, SLOT, lsn_text(end))
 

@@ -14,7 +14,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from supalite.gateway import Claims
-from supalite.realtime import sql, tokens
+from supalite.realtime import protocol, sql, tokens
 from supalite.realtime.changes import PgSubscription, parse_subscription
 from supalite.realtime.protocol import Frame, UserBroadcast
 
@@ -279,8 +279,9 @@ class Channel:
         if self.presence_enabled and self.can("presence", "read"):
             self.conn.push(Frame(self.topic, "presence_diff", diff), cache)
 
-    def push_change(self, ids: list[int], data: dict[str, Any]) -> None:
-        self.conn.push(Frame(self.topic, "postgres_changes", {"ids": ids, "data": data}))
+    def push_change(self, ids: list[int], data: str) -> None:
+        """`data`: the change's JSON, encoded once for every subscriber it reaches."""
+        self.conn.push_encoded(protocol.encode_change(self.conn.vsn, self.topic, ids, data))
 
     # ------------------------------------------------------------------ ending
 

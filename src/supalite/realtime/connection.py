@@ -194,8 +194,13 @@ class Connection:
             encoded = cache[self.vsn]
         else:
             encoded = cache[self.vsn] = protocol.encode(self.vsn, frame)
-        if encoded is None:
-            return  # e.g. a binary broadcast for a vsn 1.0.0 socket
+        if encoded is not None:  # None: e.g. a binary broadcast for a vsn 1.0.0 socket
+            self.push_encoded(encoded)
+
+    def push_encoded(self, encoded: str | bytes) -> None:
+        """Queue a frame already encoded for this socket's serializer."""
+        if self._closing is not None:
+            return
         try:
             self._out.put_nowait(encoded)
         except asyncio.QueueFull:

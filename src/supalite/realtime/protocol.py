@@ -142,7 +142,8 @@ def decode_binary(vsn: str, data: bytes) -> Frame:
     )  # fmt: skip
 
 
-def _dumps(value: Any) -> str:
+def dumps(value: Any) -> str:
+    """Compact JSON, as every frame is written."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -156,16 +157,28 @@ def encode(vsn: str, frame: Frame) -> str | bytes | None:
         if payload is None:
             return None
     if vsn == V2:
-        return _dumps([frame.join_ref, frame.ref, frame.topic, frame.event, payload])
-    return _dumps(
+        return dumps([frame.join_ref, frame.ref, frame.topic, frame.event, payload])
+    return dumps(
         {"topic": frame.topic, "event": frame.event, "payload": payload,
          "ref": frame.ref, "join_ref": frame.join_ref}
     )  # fmt: skip
 
 
+def encode_change(vsn: str, topic: str, ids: list[int], data: str) -> str:
+    """A `postgres_changes` push, as `encode` writes it, around `data` already encoded: a
+    change reaches many subscribers, and only the topic and ids differ between them."""
+    body = '{"ids":[' + ",".join(map(str, ids)) + '],"data":' + data + "}"
+    if vsn == V2:
+        return "[null,null," + dumps(topic) + ',"postgres_changes",' + body + "]"
+    return (
+        '{"topic":' + dumps(topic) + ',"event":"postgres_changes","payload":' + body
+        + ',"ref":null,"join_ref":null}'
+    )  # fmt: skip
+
+
 def encode_user_broadcast(topic: str, b: UserBroadcast) -> bytes:
     t, e = topic.encode(), b.event.encode()
-    m = _dumps(b.meta).encode() if b.meta else b""
+    m = dumps(b.meta).encode() if b.meta else b""
     if max(len(t), len(e), len(m)) > 255:
         raise ProtocolError("topic, event and metadata must be at most 255 bytes")
     head = struct.pack("5B", _BROADCAST_KIND, len(t), len(e), len(m), _ENC_JSON if b.is_json else 0)
@@ -178,7 +191,7 @@ def encode_push(
 ) -> bytes:  # fmt: skip
     """A kind-3 frame, as realtime-js sends it (for tests and the benchmark client)."""
     fields = [join_ref.encode(), ref.encode(), topic.encode(), event.encode(),
-              _dumps(meta).encode() if meta else b""]  # fmt: skip
+              dumps(meta).encode() if meta else b""]  # fmt: skip
     head = struct.pack("7B", _PUSH_KIND, *(len(f) for f in fields), 1 if is_json else 0)
     return head + b"".join(fields) + payload
 

@@ -25,7 +25,7 @@ from supalite.gateway import Claims
 from supalite.realtime import sql
 from supalite.realtime.bus import Bus
 from supalite.realtime.capture import Capture
-from supalite.realtime.changes import ChangeFeed
+from supalite.realtime.changes import PARALLEL_CHECKS, ChangeFeed
 from supalite.realtime.protocol import UserBroadcast
 
 if TYPE_CHECKING:
@@ -52,9 +52,9 @@ class RealtimeService:
         self.node = uuid.uuid4().hex
         self._url = database_url
         self.topics: dict[str, set[Channel]] = defaultdict(set)
-        self.capture = Capture(self._connect)
-        self._tasks: list[asyncio.Task[None]] = []
         self._feed_wake = asyncio.Event()
+        self.capture = Capture(self._connect, self._feed_wake.set)
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self._url)
@@ -63,8 +63,11 @@ class RealtimeService:
 
     async def start(self) -> None:
         # Its own small pool (as the database owner): change checks, presence reads and
-        # private-channel probes do not queue behind the services' requests.
-        self.pool: asyncpg.Pool = await asyncpg.create_pool(self._url, min_size=1, max_size=4)
+        # private-channel probes do not queue behind the services' requests.  Room for the
+        # change checks in flight and two more, so joins never wait for a busy feed.
+        self.pool: asyncpg.Pool = await asyncpg.create_pool(
+            self._url, min_size=1, max_size=PARALLEL_CHECKS + 3
+        )
         self.feed = ChangeFeed(self.pool, self._pg_subscribers)
         self.bus = Bus(self._connect, self.pool, self.node, self._on_bus, self._on_reconnect)
         async with self.pool.acquire() as conn:

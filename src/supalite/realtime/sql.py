@@ -1,6 +1,6 @@
 """Every statement Realtime runs, in one place.  Values are always bind parameters; the
-functions they call (`_supalite.realtime_check`, `realtime_authorize`, `realtime_publish`)
-live in bootstrap step 0006."""
+functions they call live in bootstrap steps 0006 (`realtime_authorize`, `realtime_publish`)
+and 0009 (`realtime_rows`, `realtime_rls`)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,10 @@ CHANGES_AFTER = (
     "select id, body::text from _supalite.realtime_changes where id > $1 order by id limit $2"
 )
 
-CHECK = "select _supalite.realtime_check($1::regclass, $2::jsonb, $3::jsonb, $4::jsonb)::text"
+# Who sees a batch of one table's changes (bootstrap step 0009): the rows, filters and readable
+# columns once, and RLS per chunk of distinct (role, claims).
+ROWS = "select _supalite.realtime_rows($1::regclass, $2::jsonb, $3::jsonb, $4::text[])::text"
+RLS = "select _supalite.realtime_rls($1::regclass, $2::jsonb, $3::jsonb)::text"
 # Does the subscribed table exist (and which columns does it have)?
 TABLE_COLUMNS = """
 select a.attname from pg_catalog.pg_attribute a
