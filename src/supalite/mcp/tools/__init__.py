@@ -92,6 +92,29 @@ class ToolSpec:
     service_only: bool = False
 
 
+def tool_spec(
+    name: str,
+    description: str,
+    inputs: dict[str, Any],
+    output: dict[str, Any],
+    handler: Handler,
+    *,
+    group: str,
+    read_only: bool = False,
+    destructive: bool = False,
+    idempotent: bool = False,
+    writes: bool | None = None,
+    service_only: bool = False,
+) -> ToolSpec:
+    """A ToolSpec with its hints as keywords; `writes` (hidden in read-only mode) defaults to
+    every tool that is not read-only."""
+    return ToolSpec(
+        name, group, description, inputs, output, handler,
+        read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
+        writes=(not read_only) if writes is None else writes, service_only=service_only,
+    )  # fmt: skip
+
+
 def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
     return {
         "type": "object",

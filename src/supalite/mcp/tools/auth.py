@@ -9,6 +9,7 @@ travel inside the untrusted-data boundary.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from supalite.mcp.backend import BackendError
@@ -18,10 +19,10 @@ from supalite.mcp.tools import (
     ToolContext,
     ToolFailure,
     ToolResult,
-    ToolSpec,
     cap_rows,
     obj,
     rows_result,
+    tool_spec,
 )
 
 _EMAIL = {"type": "string", "format": "email", "maxLength": 320}
@@ -330,24 +331,7 @@ _LINK_FIELDS = (
 _LINK_OUTPUT = obj({k: {"type": ["string", "null"]} for k in _LINK_FIELDS}, ["action_link"])
 
 
-def _spec(
-    name: str,
-    description: str,
-    inputs: dict[str, Any],
-    output: dict[str, Any],
-    handler: Any,
-    *,
-    read_only: bool = False,
-    destructive: bool = False,
-    idempotent: bool = False,
-    writes: bool = True,
-    admin: bool = False,
-) -> ToolSpec:
-    return ToolSpec(
-        name, "auth", description, inputs, output, handler,
-        read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
-        writes=writes, service_only=admin,
-    )  # fmt: skip
+_spec = functools.partial(tool_spec, group="auth")
 
 
 # Signing in changes only who this session is, not the project: listed in read-only mode too.
@@ -462,7 +446,7 @@ TOOLS = [
         read_only=True,
         idempotent=True,
         writes=False,
-        admin=True,
+        service_only=True,
     ),
     _spec(
         "auth_admin_get_user",
@@ -473,7 +457,7 @@ TOOLS = [
         read_only=True,
         idempotent=True,
         writes=False,
-        admin=True,
+        service_only=True,
     ),
     _spec(
         "auth_admin_create_user",
@@ -482,7 +466,7 @@ TOOLS = [
         obj(_USER_ATTRS),
         ROWS_OUTPUT,
         admin_create_user,
-        admin=True,
+        service_only=True,
     ),
     _spec(
         "auth_admin_update_user",
@@ -492,7 +476,7 @@ TOOLS = [
         ROWS_OUTPUT,
         admin_update_user,
         idempotent=True,
-        admin=True,
+        service_only=True,
     ),
     _spec(
         "auth_admin_delete_user",
@@ -502,7 +486,7 @@ TOOLS = [
         admin_delete_user,
         destructive=True,
         idempotent=True,
-        admin=True,
+        service_only=True,
     ),
     _spec(
         "auth_admin_generate_link",
@@ -521,6 +505,6 @@ TOOLS = [
         ),
         _LINK_OUTPUT,
         admin_generate_link,
-        admin=True,
+        service_only=True,
     ),
 ]

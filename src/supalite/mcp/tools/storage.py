@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import json
 import re
 from typing import Any
@@ -29,11 +30,11 @@ from supalite.mcp.tools import (
     ToolContext,
     ToolFailure,
     ToolResult,
-    ToolSpec,
     cap_rows,
     obj,
     rows_output,
     rows_result,
+    tool_spec,
 )
 
 STORAGE = "/storage/v1"
@@ -418,14 +419,7 @@ _CONFIG_OUTPUT = {
 }
 
 
-def _spec(name: str, description: str, inputs: dict[str, Any], output: dict[str, Any],
-          handler: Any, *, read_only: bool, destructive: bool, idempotent: bool,
-          service_only: bool = False) -> ToolSpec:  # fmt: skip
-    return ToolSpec(
-        name, "storage", description, inputs, output, handler,
-        read_only_hint=read_only, destructive_hint=destructive, idempotent_hint=idempotent,
-        writes=not read_only, service_only=service_only,
-    )  # fmt: skip
+_spec = functools.partial(tool_spec, group="storage")
 
 
 TOOLS = [
