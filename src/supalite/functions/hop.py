@@ -29,6 +29,7 @@ class _Parser:
         self.headers_done = False
         self.chunks: list[bytes] = []
         self.done = False
+        self.keep_alive = False
         self.parser = httptools.HttpResponseParser(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -41,6 +42,8 @@ class _Parser:
         self.chunks.append(body)
 
     def on_message_complete(self) -> None:
+        # Asked here: once the message is complete, llhttp resets and always answers False.
+        self.keep_alive = self.parser.should_keep_alive()
         self.done = True
 
 
@@ -100,7 +103,7 @@ class HopResponse:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._parser.done and self._parser.parser.should_keep_alive():
+        if self._parser.done and self._parser.keep_alive:
             self._client.give_back(conn)
         else:
             conn.close()
