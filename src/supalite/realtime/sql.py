@@ -51,6 +51,7 @@ SLOT_PEEK = (
     "select lsn::text, data from pg_logical_slot_peek_binary_changes($1, NULL, $2,"
     " 'proto_version', '1', 'publication_names', 'supabase_realtime')"
 )
+WAL_POSITION = "select pg_current_wal_insert_lsn()::text"
 SLOT_ADVANCE = "select pg_replication_slot_advance($1, $2::text::pg_lsn)"
 WAL_LEVEL = "select current_setting('wal_level')"
 CAPTURED_LSN = "select commit_lsn::text from _supalite.realtime_capture where slot = $1"
