@@ -25,12 +25,12 @@ from supalite.auth.tokens import TokenSigner
 from supalite.cron.scheduler import CronScheduler
 from supalite.db.pool import create_pools
 from supalite.db.schema_cache import SchemaCacheHolder
+from supalite.edge import EdgeMiddleware
 from supalite.functions import admin as functions_admin
 from supalite.functions import routes as functions_routes
-from supalite.functions.cors import FunctionsAwareCORSMiddleware
 from supalite.functions.runtime import build_functions
 from supalite.gateway import Gateway
-from supalite.logs import RequestLog, RequestLogMiddleware, log_path
+from supalite.logs import RequestLog, log_path
 from supalite.mcp.mount import McpEndpoint, build_mcp_http
 from supalite.pg import routes as pg_routes
 from supalite.realtime import routes as realtime_routes
@@ -152,12 +152,10 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/mcp", McpEndpoint()),
         ],
         middleware=[
-            Middleware(RequestLogMiddleware, log=log),
             Middleware(
-                FunctionsAwareCORSMiddleware,  # functions answer their own CORS
-                allow_origins=["*"],
+                EdgeMiddleware,  # CORS and the request log
+                log=log,
                 allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
-                allow_headers=["*"],
                 expose_headers=_EXPOSE_HEADERS,
                 max_age=86400,
             ),

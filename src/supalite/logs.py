@@ -1,8 +1,8 @@
 """The structured request log: one JSON line per request in `<data>/logs/requests.jsonl`.
 
-Fields: time, service, method, path, status, duration_ms, role.  Written by a pure ASGI
-middleware (no per-request task or thread); each worker appends whole lines with O_APPEND, so
-several processes can share the file.  `supalite logs` and the MCP log tools read it.
+Fields: time, service, method, path, status, duration_ms, role.  Written by the app's outermost
+layer (edge.py; no per-request task or thread); each worker appends whole lines with O_APPEND,
+so several processes can share the file.  `supalite logs` and the MCP log tools read it.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _ROTATE_BYTES = 64 * 1024 * 1024
 _SERVICES = {
@@ -84,45 +82,6 @@ class RequestLog:
 
     def close(self) -> None:
         os.close(self._fd)
-
-
-class RequestLogMiddleware:
-    def __init__(self, app: ASGIApp, log: RequestLog) -> None:
-        self.app = app
-        self.log = log
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "websocket.accept":
-                status = 101
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            path = scope["path"]
-            state = scope.get("state", {})
-            entry: dict[str, Any] = {
-                "time": _timestamp(time.time()),
-                "service": service_of(path),
-                "method": scope.get("method", "WS"),
-                "path": path,
-                "status": status or 500,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 3),
-                "role": state.get("role"),
-            }
-            # A service's own fields for this request (functions: the name, execution_id).
-            entry.update(state.get("log_fields", ()))
-            self.log.write(entry)
 
 
 def read_log(
