@@ -14,9 +14,11 @@ import socket
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import jwt
 import pytest
 
 from tests.helpers import LiveServer
@@ -371,6 +373,126 @@ def test_bad_requests(s: StorageServer) -> None:
                "Content-Type": "text/plain"}, content=b"abc")  # fmt: skip
     assert p.status_code == 400
     assert head(s, "service", loc).headers["upload-offset"] == "0"
+
+
+def sign_upload(s: StorageServer, who: str, bucket: str, name: str, **headers: str) -> str:
+    """A signed upload URL's token, from `POST /object/upload/sign/…`."""
+    r = s.call(who, "POST", f"/object/upload/sign/{bucket}/{name}", headers=headers)
+    assert r.status_code == 200, r.text
+    return str(r.json()["token"])
+
+
+def signed_call(
+    s: StorageServer, method: str, path: str, signature: str | None, **kw: Any
+) -> httpx.Response:
+    """A request to the signed TUS routes with the anon apikey only: no user JWT."""
+    headers = {**TUS, "apikey": s["anon"].key, **kw.pop("headers", {})}
+    if signature is not None:
+        headers["x-signature"] = signature
+    return s.http.request(method, "/storage/v1" + path, headers=headers, **kw)
+
+
+def signed_create(
+    s: StorageServer, signature: str | None, bucket: str, name: str, length: int, **more: str
+) -> httpx.Response:
+    headers = {"Upload-Length": str(length), **more,
+               "Upload-Metadata": meta(bucketName=bucket, objectName=name,
+                                       contentType="application/octet-stream")}  # fmt: skip
+    return signed_call(s, "POST", "/upload/resumable/sign", signature, headers=headers)
+
+
+def signed_patch(
+    s: StorageServer, signature: str | None, location: str, offset: int, data: bytes
+) -> httpx.Response:
+    headers = {**OFFSET_TYPE, "Upload-Offset": str(offset)}
+    return signed_call(s, "PATCH", at(location), signature, headers=headers, content=data)
+
+
+def test_signed_upload_url_authorises_a_resumable_upload(s: StorageServer) -> None:
+    """As Supabase's `/upload/resumable/sign`: the token of a signed upload URL in
+    `x-signature`, no JWT; the object is owned by whoever signed the URL (RLS was checked
+    then, in her folder of `private`)."""
+    name = f"{s['alice'].uid}/signed-tus.bin"
+    token = sign_upload(s, "alice", "private", name)
+    data = os.urandom(250_000)
+    r = signed_create(s, token, "private", name, len(data))
+    assert r.status_code == 201, r.text
+    loc = r.headers["location"]
+    assert loc.startswith(s.url + "/storage/v1/upload/resumable/sign/")
+    assert upload_id(loc).rpartition("/")[0] == f"private/{name}"
+    h = signed_call(s, "HEAD", at(loc), token)
+    assert h.status_code == 200 and h.headers["upload-offset"] == "0"
+    p = signed_patch(s, token, loc, 0, data[:100_000])
+    assert p.status_code == 204 and p.headers["upload-offset"] == "100000", p.text
+    assert name not in s.rows("private")
+    p = signed_patch(s, token, loc, 100_000, data[100_000:])
+    assert p.status_code == 204 and p.headers["tus-complete"] == "1", p.text
+    d = s.download("alice", "private", name)
+    assert d.status_code == 200 and d.content == data
+    row = s.auth.sql("select owner_id from storage.objects where name = $1", name)[0]
+    assert row["owner_id"] == s["alice"].uid
+    # The token's upsert decides, not the x-upsert header: this one does not overwrite.
+    r = signed_create(s, token, "private", name, 3, **{"x-upsert": "true"})
+    assert r.status_code == 201, r.text
+    p = signed_patch(s, token, r.headers["location"], 0, b"new")
+    assert p.status_code == 409 and p.text == "The resource already exists", p.text
+    assert s.download("alice", "private", name).content == data
+    # One signed with x-upsert does.
+    upsert_token = sign_upload(s, "alice", "private", name, **{"x-upsert": "true"})
+    r = signed_create(s, upsert_token, "private", name, 3)
+    assert r.status_code == 201, r.text
+    assert signed_patch(s, upsert_token, r.headers["location"], 0, b"new").status_code == 204
+    assert s.download("alice", "private", name).content == b"new"
+
+
+def test_signed_resumable_upload_refusals(s: StorageServer) -> None:
+    """Supabase's errors, as `@tus/server` sends them (status, message as plain text); each
+    refusal leaves nothing behind."""
+    name = f"{s['alice'].uid}/refused.txt"
+    token = sign_upload(s, "alice", "private", name)
+    left = Leftovers(s)
+    key = s.server.info["JWT secret"]
+    now = int(time.time())
+    claims = {"url": f"private/{name}", "scope": "upload", "owner": s["alice"].uid,
+              "upsert": False, "iat": now - 120}  # fmt: skip
+    forged = jwt.encode({**claims, "exp": now + 3600}, "not-the-secret-" + key, "HS256")
+    expired = jwt.encode({**claims, "exp": now - 60}, key, "HS256")
+    other = sign_upload(s, "alice", "private", f"{s['alice'].uid}/other.txt")
+    download = jwt.encode(
+        {"url": f"private/{name}", "scope": "download", "iat": now, "exp": now + 60}, key, "HS256"
+    )
+    cases = [
+        (None, "Missing x-signature header"),
+        ("", "Missing x-signature header"),
+        ("not a jwt", "Invalid Compact JWS"),
+        (forged, "signature verification failed"),
+        (expired, '"exp" claim timestamp check failed'),
+        (other, "Invalid signature"),
+        (download, "Token is not scoped for upload"),
+    ]
+    for signature, message in cases:
+        r = signed_create(s, signature, "private", name, 5)
+        assert (r.status_code, r.text) == (400, message), signature
+        assert r.headers["tus-resumable"] == "1.0.0"
+    # A user's JWT is no signature.
+    r = signed_create(s, s["alice"].token, "private", name, 5)
+    assert r.status_code == 400 and name not in s.rows("private")
+    left.unchanged()
+    # Every request of the upload is checked against the upload's own object.
+    r = signed_create(s, token, "private", name, 10)
+    assert r.status_code == 201, r.text
+    loc = r.headers["location"]
+    for signature, message in ((None, "Missing x-signature header"), (other, "Invalid signature"),
+                               (forged, "signature verification failed")):  # fmt: skip
+        p = signed_patch(s, signature, loc, 0, b"hello")
+        assert (p.status_code, p.text) == (400, message)
+        h = signed_call(s, "HEAD", at(loc), signature)
+        assert h.status_code == 400
+        d = signed_call(s, "DELETE", at(loc), signature)
+        assert (d.status_code, d.text) == (400, message)
+    assert signed_call(s, "HEAD", at(loc), token).headers["upload-offset"] == "0"
+    assert signed_call(s, "DELETE", at(loc), token).status_code == 204
+    left.unchanged()
 
 
 def test_restart_resumes_and_sweeps_expired(s: StorageServer) -> None:

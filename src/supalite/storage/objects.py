@@ -98,11 +98,6 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def etag_for(version: str) -> str:
-    # A version is written once and never changed, so it is a strong validator of the bytes.
-    return '"' + uuid.UUID(version).hex + '"'
-
-
 def _pg(e: asyncpg.PostgresError) -> E.StorageError:
     return E.from_postgres(e)
 
@@ -214,7 +209,7 @@ async def upload(
             raise E.entity_too_large() from e
         raise
     return await commit_upload(
-        ctx, caller, bucket_id, name, version=version, size=stored.size,
+        ctx, caller, bucket_id, name, version=version, size=stored.size, etag=stored.etag,
         mimetype=body.mimetype, cache_control=body.cache_control,
         user_metadata=body.user_metadata, upsert=upsert,
     )  # fmt: skip
@@ -248,15 +243,18 @@ async def commit_upload(
     *,
     version: str,
     size: int,
+    etag: str | None,
     mimetype: str,
     cache_control: str,
     user_metadata: dict[str, Any] | None,
     upsert: bool,
 ) -> dict[str, Any]:
     """Commit the row naming a stored blob, in the caller's role: the object appears now.  A
-    refused commit deletes the new blob; a successful one the blob it replaced."""
+    refused commit deletes the new blob; a successful one the blob it replaced.  `etag` is
+    the backend's for the blob (`Stored.etag`): S3's ETag, the MD5 of the bytes unless they
+    went up in parts, as Supabase records it."""
     metadata = {
-        "eTag": etag_for(version),
+        "eTag": etag or "",
         "size": size,
         "mimetype": mimetype,
         "cacheControl": cache_control,
@@ -591,11 +589,13 @@ async def copy(
     version = str(uuid.uuid4())
     try:
         await ctx.register_blob(version)
-        await ctx.backend.copy(source.version, version)
+        stored = await ctx.backend.copy(source.version, version)
     except BlobMissing as e:
         await ctx.delete_blobs([version])
         raise E.asset_missing() from e
-    metadata.update(eTag=etag_for(version), lastModified=_now_iso())
+    # The copy's ETag as the backend answers it (S3's CopyObject); the same bytes have the
+    # same MD5 otherwise.
+    metadata.update(eTag=stored.etag or source.etag or "", lastModified=_now_iso())
     return await _commit_row(
         ctx, caller, dst_bucket, dst, version=version, metadata=metadata,
         user_metadata=user_metadata, upsert=upsert,
@@ -719,9 +719,17 @@ async def upload_signed(
     signed; the upload itself runs as the storage service, owned by whoever signed it."""
     if not token:
         raise E.invalid_request("querystring must have required property 'token'")
+    caller, upsert = verify_upload_token(ctx, bucket_id, name, token)
+    return await upload(ctx, caller, bucket_id, name, headers, stream, upsert=upsert, check=False)
+
+
+def verify_upload_token(
+    ctx: StorageContext, bucket_id: str, name: str, token: str
+) -> tuple[Caller, bool]:
+    """Who an upload to a signed upload URL runs as — the storage service, on behalf of the
+    owner who signed it (RLS was checked then) — and whether it may overwrite, if `token`
+    was signed for this object's upload (Supabase's errors otherwise).  Used by the signed
+    PUT and by TUS uploads to `/upload/resumable/sign`."""
     claims = signing.verify(ctx.jwt_secret, token, f"{bucket_id}/{name}", signing.UPLOAD)
     owner = claims.get("owner") if isinstance(claims.get("owner"), str) else None
-    return await upload(
-        ctx, service_caller(owner), bucket_id, name, headers, stream,
-        upsert=bool(claims.get("upsert")), check=False,
-    )  # fmt: skip
+    return service_caller(owner), bool(claims.get("upsert"))

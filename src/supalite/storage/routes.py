@@ -459,20 +459,26 @@ def _tus_text(status: int, body: str = "", headers: dict[str, str] | None = None
     return Response(body, status_code=status, headers=h, media_type="text/plain")
 
 
-def tus_handler(fn: Callable[[Request, Caller], Awaitable[Response]]) -> Handler:
+def tus_handler(
+    fn: Callable[[Request, tus.Access], Awaitable[Response]], *, signed: bool = False
+) -> Handler:
     """A TUS request: the JWT is checked first (Supabase's JSON errors), then the protocol's
     errors travel as `@tus/server` sends them: the real HTTP status and a plain-text body (for
-    Storage's own errors, their message, as Supabase's `getTusError`)."""
+    Storage's own errors, their message, as Supabase's `getTusError`).  `signed`: no JWT, the
+    `x-signature` header is checked once the request names its object (`tus.authorize…`)."""
 
     @handler
     async def wrapped(request: Request) -> Response:
-        caller = _caller(request)
+        if signed:
+            access = tus.Access(None, request.headers.get("x-signature"))
+        else:
+            access = tus.Access(_caller(request))
         if request.headers.get("tus-resumable") is None:
             return _tus_text(412, "Tus-Resumable Required\n")
         if request.headers["tus-resumable"] != tus.TUS_VERSION:
             return _tus_text(412, "Unsupported version\n", {"Tus-Version": tus.TUS_VERSION})
         try:
-            return await fn(request, caller)
+            return await fn(request, access)
         except tus.TusError as e:
             return _tus_text(e.status, e.body, e.headers)
         except E.StorageError as e:
@@ -529,8 +535,8 @@ async def _no_bytes() -> AsyncIterator[bytes]:
     yield b""
 
 
-async def _tus_create(request: Request, caller: Caller) -> Response:
-    h = request.headers
+async def _tus_create(request: Request, access: tus.Access) -> Response:
+    h, ctx = request.headers, _ctx(request)
     if "upload-concat" in h:
         raise tus.TusError(501, "Concatenation extension is not (yet) supported.\n")
     if "upload-defer-length" in h:
@@ -540,10 +546,13 @@ async def _tus_create(request: Request, caller: Caller) -> Response:
         raise tus.invalid_length()
     with_body = h.get("content-type") == tus.OFFSET_CONTENT_TYPE
     declared = (_tus_int(request, "content-length") or 0) if with_body else None
+    metadata_header = h.get("upload-metadata")
+    caller, upsert, check = tus.authorize_create(
+        ctx, access, metadata_header, h.get("x-upsert", "") == "true"
+    )
     up = await tus.create(
-        _ctx(request), caller, length=length, metadata_header=h.get("upload-metadata"),
-        upsert=h.get("x-upsert", "") == "true",
-    )  # fmt: skip
+        ctx, caller, length=length, metadata_header=metadata_header, upsert=upsert, check=check
+    )
     headers = {"Location": _tus_location(request, up.url_id)}
     up = await _tus_append(request, caller, up, 0, declared)
     progress = _tus_progress(up)
@@ -552,27 +561,21 @@ async def _tus_create(request: Request, caller: Caller) -> Response:
     return _tus_text(201, "", {**headers, **progress})
 
 
-@tus_handler
-async def tus_collection(request: Request, caller: Caller) -> Response:
-    return await _tus_create(request, caller)
-
-
-@tus_handler
-async def tus_item(request: Request, caller: Caller) -> Response:
+async def _tus_item(request: Request, access: tus.Access) -> Response:
     ctx, url_id = _ctx(request), request.path_params["upload_id"]
     method = request.headers.get("x-http-method-override", request.method).upper()
+    if method == "POST":  # a create posted to the upload's own URL, as Supabase accepts
+        return await _tus_create(request, access)
     if method == "HEAD":
-        up = await tus.info(ctx, caller, url_id)
+        up = await tus.info(ctx, tus.authorize(ctx, access, url_id), url_id)
         headers = {"Cache-Control": "no-store", "Upload-Offset": str(up.offset),
                    "Upload-Length": str(up.length)}  # fmt: skip
         if up.metadata_header is not None:
             headers["Upload-Metadata"] = up.metadata_header
         return _tus_text(200, "", headers)
     if method == "DELETE":
-        await tus.terminate(ctx, caller, url_id)
+        await tus.terminate(ctx, tus.authorize(ctx, access, url_id), url_id)
         return _tus_text(204)
-    if method == "POST":  # a create posted to the upload's own URL, as Supabase accepts
-        return await _tus_create(request, caller)
     offset = _tus_int(request, "upload-offset")
     if offset is None:
         raise tus.TusError(403, "Upload-Offset header required\n")
@@ -582,6 +585,7 @@ async def tus_item(request: Request, caller: Caller) -> Response:
     if ctype != tus.OFFSET_CONTENT_TYPE:
         raise tus.TusError(400, "Invalid content-type\n")
     declared = _tus_int(request, "content-length") or 0
+    caller = tus.authorize(ctx, access, url_id)
     up = await tus.claim(ctx, caller, url_id)
     up = await _tus_append(request, caller, up, offset, declared)
     return _tus_text(204, "", _tus_progress(up))
@@ -608,12 +612,24 @@ TUS_ALLOW_HEADERS = ", ".join([
 ])  # fmt: skip
 
 
+_tus_routes = {
+    (signed, item): tus_handler(_tus_item if item else _tus_create, signed=signed)
+    for signed in (False, True)
+    for item in (False, True)
+}
+
+
 async def tus_dispatch(request: Request) -> Response:
     if request.method == "OPTIONS":
         return await tus_options(request)
-    if "upload_id" in request.path_params:
-        return await tus_item(request)
-    return await tus_collection(request)
+    return await _tus_routes[False, "upload_id" in request.path_params](request)
+
+
+async def tus_signed_dispatch(request: Request) -> Response:
+    """`/upload/resumable/sign`: uploads to a signed upload URL (`x-signature`, no JWT)."""
+    if request.method == "OPTIONS":
+        return await tus_options(request)
+    return await _tus_routes[True, "upload_id" in request.path_params](request)
 
 
 # ------------------------------------------------------------------------------ the rest
@@ -668,6 +684,10 @@ async def storage_config(request: Request) -> Response:
 routes = [
     Route("/status", storage_health, methods=["GET"]),
     Route("/config", storage_config, methods=["GET"]),
+    Route("/upload/resumable/sign", tus_signed_dispatch, methods=["POST", "OPTIONS"]),
+    Route("/upload/resumable/sign/", tus_signed_dispatch, methods=["POST", "OPTIONS"]),
+    Route("/upload/resumable/sign/{upload_id}", tus_signed_dispatch,
+          methods=["HEAD", "PATCH", "DELETE", "POST", "OPTIONS"]),
     Route("/upload/resumable", tus_dispatch, methods=["POST", "OPTIONS"]),
     Route("/upload/resumable/", tus_dispatch, methods=["POST", "OPTIONS"]),
     Route("/upload/resumable/{upload_id}", tus_dispatch,

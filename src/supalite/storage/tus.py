@@ -17,6 +17,12 @@ lease on the row.  When the last byte arrives the staged file goes to the backen
 object's row commits as a plain upload's does (`objects.commit_upload`, in the caller's role):
 the object appears only when complete.  Uploads expire 24 h after creation, as on Supabase; the
 hourly sweep removes expired ones with their staged bytes.
+
+Under `/upload/resumable/sign` an upload is authorised as Supabase's signed TUS routes do it: no
+JWT, but the token of a signed upload URL (`POST /object/upload/sign/…`) in the `x-signature`
+header of every request, verified for the upload's own object as the signed PUT verifies it
+(`objects.verify_upload_token`).  The upload then runs as the storage service, owned by whoever
+signed the URL and with the token's upsert (RLS was checked when the URL was signed).
 """
 
 from __future__ import annotations
@@ -138,6 +144,52 @@ def parse_metadata(header: str | None) -> dict[str, str | None]:
     return out
 
 
+@dataclass(frozen=True)
+class Access:
+    """What authorises a TUS request: the caller its JWT names or, on the signed routes
+    (`caller` None), the signed-upload token its `x-signature` header carries."""
+
+    caller: Caller | None
+    signature: str | None = None
+
+
+def _signed_caller(
+    ctx: StorageContext, access: Access, bucket_id: str, name: str
+) -> tuple[Caller, bool]:
+    if not access.signature:
+        raise E.invalid_signature("Missing x-signature header")
+    return objects.verify_upload_token(ctx, bucket_id, name, access.signature)
+
+
+def authorize_create(
+    ctx: StorageContext, access: Access, metadata_header: str | None, x_upsert: bool
+) -> tuple[Caller, bool, bool]:
+    """Who creates an upload, whether it may overwrite, and whether RLS is to be checked
+    now: the JWT's caller with `x-upsert`, checked at creation; or, signed, the token's
+    owner and upsert for the object `Upload-Metadata` names, not checked again."""
+    if access.caller is not None:
+        return access.caller, x_upsert, True
+    if metadata_header is None:
+        raise E.invalid_request("Metadata header is required")
+    md = parse_metadata(metadata_header)
+    bucket_id, name = md.get("bucketName") or "", md.get("objectName") or ""
+    caller, upsert = _signed_caller(ctx, access, bucket_id, name)
+    return caller, upsert, False
+
+
+def authorize(ctx: StorageContext, access: Access, url_id: str) -> Caller:
+    """Who acts on an existing upload: the JWT's caller; or, signed, the owner of a token
+    signed for the upload's own object (the upload id names it)."""
+    if access.caller is not None:
+        return access.caller
+    upload_id = decode_id(url_id)
+    if upload_id is None or upload_id.count("/") < 2:
+        raise not_found()
+    bucket_id, _, rest = upload_id.partition("/")
+    name = rest.rpartition("/")[0]
+    return _signed_caller(ctx, access, bucket_id, name)[0]
+
+
 def _cache_control(value: str | None) -> str:
     # Supabase's onCreate: an integer is seconds (max-age), anything else no-cache.
     v = (value or "").strip()
@@ -255,9 +307,11 @@ async def create(
     length: int,
     metadata_header: str | None,
     upsert: bool,
+    check: bool = True,
 ) -> Upload:
-    """A new upload, checked as a plain upload is; it comes back holding the lease, so the
-    creating request may carry the first bytes (creation-with-upload)."""
+    """A new upload, checked as a plain upload is (RLS only with `check`: a signed upload's
+    was checked when its URL was signed); it comes back holding the lease, so the creating
+    request may carry the first bytes (creation-with-upload)."""
     if metadata_header is None:
         raise E.invalid_request("Metadata header is required")
     md = parse_metadata(metadata_header)
@@ -269,10 +323,12 @@ async def create(
     max_size = objects.type_and_size_limit(ctx, bucket, name, mimetype)
     if length > max_size:
         raise max_size_exceeded()
-    await objects.check_can_write(
-        ctx, caller, bucket_id, name, upsert=upsert,
-        metadata={"mimetype": mimetype, "contentLength": length}, user_metadata=user_metadata,
-    )  # fmt: skip
+    if check:
+        await objects.check_can_write(
+            ctx, caller, bucket_id, name, upsert=upsert,
+            metadata={"mimetype": mimetype, "contentLength": length},
+            user_metadata=user_metadata,
+        )  # fmt: skip
     version = str(uuid.uuid4())
     token = uuid.uuid4().hex
     path = _staging(ctx, version)
@@ -440,7 +496,7 @@ async def _finish(ctx: StorageContext, caller: Caller, up: Upload) -> Upload:
     path = _staging(ctx, up.version)
     try:
         await ctx.register_blob(up.version)
-        await ctx.backend.put(up.version, _read_staged(path), max_size=up.length)
+        stored = await ctx.backend.put(up.version, _read_staged(path), max_size=up.length)
     except BaseException as e:
         await ctx.delete_blobs([up.version])
         await _release(ctx, up, up.length)
@@ -450,7 +506,7 @@ async def _finish(ctx: StorageContext, caller: Caller, up: Upload) -> Upload:
     try:
         await objects.commit_upload(
             ctx, caller, up.bucket_id, up.name, version=up.version, size=up.length,
-            mimetype=up.mimetype, cache_control=up.cache_control,
+            etag=stored.etag, mimetype=up.mimetype, cache_control=up.cache_control,
             user_metadata=up.user_metadata, upsert=up.upsert,
         )  # fmt: skip
     except E.StorageError:

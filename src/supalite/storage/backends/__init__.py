@@ -25,7 +25,13 @@ class BlobMissing(Exception):
 
 @dataclass(frozen=True)
 class Stored:
+    """A stored blob: its size, and its ETag as S3 gives it (quoted), when the backend knows
+    it without reading the bytes again: `put` always does (the disk backend hashes the bytes
+    as they stream by; S3 answers it), `copy` on S3 does (CopyObject answers it); None
+    otherwise (the bytes, and so the ETag, are the source's)."""
+
     size: int
+    etag: str | None = None
 
 
 class Blob(Protocol):
@@ -46,7 +52,7 @@ class Backend(Protocol):
         self, key: str, chunks: AsyncIterable[bytes], *, max_size: int | None = None
     ) -> Stored:
         """Store a new blob from a stream: all of it, atomically, or nothing (TooLarge,
-        a client that goes away, any error)."""
+        a client that goes away, any error).  The result carries the blob's ETag."""
         ...
 
     async def open(self, key: str) -> Blob:

@@ -16,6 +16,10 @@ Bytes stream in both directions and memory stays bounded whatever the object siz
   implemented: such a copy fails with S3Error).
 - **delete**: DeleteObjects in batches of 1000 (S3's limit per request).
 
+A blob's ETag is the one S3 answers, as Supabase's S3 backend keeps it: PutObject's (the MD5 of
+the bytes, quoted), CompleteMultipartUpload's for a multipart upload (S3's `"<md5 of the parts'
+MD5s>-<parts>"`, not an MD5 of the bytes), CopyObject's for a copy.
+
 Any failure talking to S3 is raised as `S3Error`, an OSError, which the routes and the orphan
 sweep already handle as an unavailable disk.  Its message names the operation and S3's error
 code, never the credentials.
@@ -220,8 +224,10 @@ class S3Backend:
                     del data
             if upload_id is None:
                 with _s3("PutObject"):
-                    await self._client.put_object(Bucket=self.bucket, Key=full, Body=b"".join(buf))
-                return Stored(size)
+                    r = await self._client.put_object(
+                        Bucket=self.bucket, Key=full, Body=b"".join(buf)
+                    )
+                return Stored(size, r.get("ETag") or await self._etag(full))
             if sending is not None:
                 parts.append(await sending)
                 sending = None
@@ -231,7 +237,7 @@ class S3Backend:
                 )
                 buf = []
             with _s3("CompleteMultipartUpload"):
-                await self._client.complete_multipart_upload(
+                done = await self._client.complete_multipart_upload(
                     Bucket=self.bucket, Key=full, UploadId=upload_id,
                     MultipartUpload={"Parts": parts},
                 )  # fmt: skip
@@ -243,7 +249,15 @@ class S3Backend:
             if upload_id is not None:
                 await self._abort(full, upload_id)
             raise
-        return Stored(size)
+        return Stored(size, done.get("ETag") or await self._etag(full))
+
+    async def _etag(self, full: str) -> str | None:
+        """The object's ETag from HeadObject, for a service that left it out of its answer
+        to the write (as Supabase reads it after a multipart upload)."""
+        with _s3("HeadObject"):
+            r = await self._client.head_object(Bucket=self.bucket, Key=full)
+        etag = r.get("ETag")
+        return str(etag) if etag else None
 
     async def _upload_part(self, full: str, upload_id: str, n: int, data: bytes) -> dict[str, Any]:
         with _s3("UploadPart"):
@@ -290,7 +304,7 @@ class S3Backend:
             raise S3Error(f"S3 HeadObject failed: {_code(e)}") from e
         except (BotoCoreError, aiohttp.ClientError) as e:
             raise S3Error(f"S3 HeadObject failed: {type(e).__name__}") from e
-        return Stored(int(r["ContentLength"]))
+        return Stored(int(r["ContentLength"]), r.get("ETag"))
 
     async def copy(self, src: str, dst: str) -> Stored:
         stored = await self.stat(src)
@@ -299,7 +313,7 @@ class S3Backend:
         if stored.size > MAX_COPY:
             raise S3Error("S3 CopyObject failed: objects over 5 GB cannot be copied")
         try:
-            await self._client.copy_object(
+            r = await self._client.copy_object(
                 Bucket=self.bucket, Key=self._key(dst),
                 CopySource={"Bucket": self.bucket, "Key": self._key(src)},
             )  # fmt: skip
@@ -309,7 +323,8 @@ class S3Backend:
             raise S3Error(f"S3 CopyObject failed: {_code(e)}") from e
         except (BotoCoreError, aiohttp.ClientError) as e:
             raise S3Error(f"S3 CopyObject failed: {type(e).__name__}") from e
-        return stored
+        etag = (r.get("CopyObjectResult") or {}).get("ETag")
+        return Stored(stored.size, str(etag) if etag else None)
 
     async def delete(self, keys: list[str]) -> None:
         for i in range(0, len(keys), DELETE_BATCH):
