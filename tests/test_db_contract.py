@@ -13,7 +13,13 @@ import pytest
 from supalite.db.bootstrap import authenticator_password, bootstrap, steps
 from supalite.db.embedded import EmbeddedPostgres
 from supalite.db.pool import ApiConnection
-from supalite.db.request import ApiPool, RequestContext, request_transaction
+from supalite.db.request import (
+    SESSION_DIGEST,
+    ApiPool,
+    RequestContext,
+    request_statement,
+    request_transaction,
+)
 from tests.conftest import TEST_SECRET
 
 
@@ -209,3 +215,53 @@ async def test_ddl_notifies_schema_reload(
         assert await asyncio.wait_for(got.get(), 5) == "reload schema"
     finally:
         await listener.close()
+
+
+@pytest.fixture
+async def one_connection(embedded_pg: EmbeddedPostgres) -> AsyncIterator[ApiPool]:
+    """An API pool of one connection: every request reuses what the previous one left."""
+    url = embedded_pg.local_url("authenticator", authenticator_password(TEST_SECRET))
+    pool = ApiPool(
+        await asyncpg.create_pool(url, min_size=1, max_size=1, connection_class=ApiConnection)
+    )
+    yield pool
+    await pool.close()
+
+
+async def _read(pool: ApiPool, c: RequestContext, select: str) -> asyncpg.Record:
+    statement = f"select {select}, {SESSION_DIGEST}"
+    async with request_statement(pool, c, statement, [], atomic=False) as (_, row):
+        assert row is not None
+        return row
+
+
+async def test_a_read_repeating_the_last_settings_skips_setting_them(
+    one_connection: ApiPool,
+) -> None:
+    anon = ctx("anon", read_only=True)
+    await _read(one_connection, anon, "set_config('probe.left', 'by the first read', false)")
+    # Not reset in between: the settings were not applied again (a custom setting a function
+    # leaves on the session outlives the request, as on PostgREST).
+    row = await _read(one_connection, anon, "current_setting('probe.left', true) AS left_")
+    assert row["left_"] == "by the first read"
+    # Other settings: applied, which resets the session first.
+    other = ctx("authenticated", "00000000-0000-0000-0000-00000000000a", read_only=True)
+    row = await _read(one_connection, other, "current_setting('probe.left', true) AS left_")
+    assert row["left_"] in (None, "")
+
+
+async def test_a_read_never_runs_under_settings_changed_since_they_were_set(
+    one_connection: ApiPool,
+) -> None:
+    alice = ctx("authenticated", "00000000-0000-0000-0000-0000000000a1", read_only=True)
+    # Something the first read ran (a function, say) changes the caller for the session.
+    forged = json.dumps({"role": "authenticated", "sub": "00000000-0000-0000-0000-0000000000b2"})
+    await _read(one_connection, alice, f"set_config('request.jwt.claims', '{forged}', false)")
+    row = await _read(one_connection, alice, "auth.uid()::text AS uid, current_user AS who")
+    assert row["uid"] == "00000000-0000-0000-0000-0000000000a1"
+    assert row["who"] == "authenticated"
+    # And after a request that is not a one-statement read (its settings are its own).
+    async with request_transaction(one_connection, ctx("service_role")) as c:
+        assert await c.fetchval("select current_user") == "service_role"
+    row = await _read(one_connection, alice, "auth.uid()::text AS uid, current_user AS who")
+    assert (row["uid"], row["who"]) == ("00000000-0000-0000-0000-0000000000a1", "authenticated")

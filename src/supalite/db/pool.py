@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from supalite.config import DbSettings
-from supalite.db.request import ApiPool
+from supalite.db.request import ApiPool, SessionSettings
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -33,10 +33,21 @@ def _ssl_arg(url: str, db: DbSettings) -> ssl.SSLContext | None:
 
 class ApiConnection(asyncpg.Connection):  # type: ignore[misc]
     """A connection of the API pool: reset when a request starts, not when it is released
-    (`request.ApiPool`), so going back to the pool costs no round trip."""
+    (`request.ApiPool`), so going back to the pool costs no round trip.  It remembers the
+    settings its last read left on the session (`request.SessionSettings`), so a read that
+    repeats them can skip setting them again."""
+
+    _session: SessionSettings | None = None
 
     def get_reset_query(self) -> str:
         return ""
+
+    # Methods, not attributes: the pool hands out proxies that forward calls to the connection.
+    def session_settings(self) -> SessionSettings | None:
+        return self._session
+
+    def remember_session(self, settings: SessionSettings | None) -> None:
+        self._session = settings
 
 
 @dataclass

@@ -6,19 +6,36 @@ path, the role and the request GUCs locally (`request.jwt.claims`, `request.meth
 inside Postgres, what the caller may see and do.  The settings are bind parameters, always.
 That statement (`_supalite_request.begin`) first clears whatever the connection's previous
 request left on the session, so API connections need no reset when they go back to the pool.
+
+A read whose settings are those the connection's previous read left in place skips that
+statement (`request_statement`): its own statement reports a digest of the settings it ran
+under, and a result that ran under anything else is thrown away and the read run again after
+the settings (bootstrap 0021_request_session.sql).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
 # Resets the session and sets the request's settings, in one statement (see the SQL file).
 _BEGIN = "select _supalite_request.begin($1, $2, $3, $4, $5, $6, $7, $8)"
+# The same, answering the digest of the settings now in place.
+_ENTER = "select _supalite_request.enter($1, $2, $3, $4, $5, $6, $7, $8)"
+# The column every Data API statement reports that digest in (rest/sql.py).
+SESSION_COLUMN = "pgrst_session"
+SESSION_DIGEST = f"_supalite_request.settings() AS {SESSION_COLUMN}"
+
+
+class SessionSettings(NamedTuple):
+    """What a read left on its connection's session: the values, and Postgres's digest."""
+
+    values: tuple[str, ...]
+    digest: str
 
 
 class ApiPool:
@@ -77,6 +94,7 @@ async def request_transaction(
     the settings then hold for the session, so the statement is its own transaction (read-only
     for reads) and the request costs two round trips: its settings and its statement."""
     async with pool._acquire() as conn:
+        conn.remember_session(None)  # whatever a previous read left is about to change
         if not (atomic or ctx.rollback or ctx.pre_request):
             read_only = "on" if ctx.read_only else "off"
             await conn.execute(_BEGIN, *ctx.values(), read_only, False)
@@ -90,3 +108,37 @@ async def request_transaction(
                 await conn.execute("ROLLBACK")
             raise
         await conn.execute("ROLLBACK" if ctx.rollback else "COMMIT")
+
+
+@asynccontextmanager
+async def request_statement(
+    pool: ApiPool, ctx: RequestContext, sql: str, params: Sequence[Any], *, atomic: bool = True
+) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Record | None]]:
+    """The request's connection with its first statement run (`request_transaction`'s rules),
+    and that statement's row.  A read that is one statement (not atomic, no rollback, no
+    pre-request function) costs one round trip when its connection's previous read had the
+    same settings; `sql` must then report SESSION_DIGEST (every Data API statement does)."""
+    if atomic or ctx.rollback or ctx.pre_request or not ctx.read_only:
+        async with request_transaction(pool, ctx, atomic=atomic) as conn:
+            yield conn, await conn.fetchrow(sql, *params)
+        return
+    async with pool._acquire() as conn:
+        yield conn, await _read(conn, ctx, sql, params)
+
+
+async def _read(
+    conn: asyncpg.Connection, ctx: RequestContext, sql: str, params: Sequence[Any]
+) -> asyncpg.Record | None:
+    values = ctx.values()
+    last: SessionSettings | None = conn.session_settings()
+    if last is not None and last.values == values:
+        try:
+            row = await conn.fetchrow(sql, *params)
+        except asyncpg.PostgresError:
+            row = None  # perhaps not this request's error: run again under its settings
+        if row is not None and row.get(SESSION_COLUMN) == last.digest:
+            return row
+    conn.remember_session(None)
+    digest = await conn.fetchval(_ENTER, *values, "on", False)
+    conn.remember_session(SessionSettings(values, digest))
+    return await conn.fetchrow(sql, *params)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, quote
 import asyncpg
 
 from supalite.config import ApiSettings
-from supalite.db.request import ApiPool, RequestContext, request_transaction
+from supalite.db.request import ApiPool, RequestContext, request_statement, request_transaction
 from supalite.db.schema_cache import Function, SchemaCache, Table, quote_ident
 from supalite.gateway import Claims
 from supalite.rest import sql as S
@@ -240,8 +240,7 @@ class RestService:
         after it ran, so the statement needs a transaction to roll back (a read that fails
         its check has nothing to undo).  With `planned`, the total the statement reports is
         replaced by the planner's estimate, as count=planned|estimated ask."""
-        async with self._connection(req, ctx, atomic=atomic) as conn:
-            row = await conn.fetchrow(sql, *params)
+        async with self._statement(req, ctx, sql, params, atomic=atomic) as (conn, row):
             assert row is not None
             if check is not None:
                 check(row)  # raising here rolls the transaction back
@@ -256,12 +255,28 @@ class RestService:
     ) -> AsyncIterator[asyncpg.Connection]:
         """The request's connection (role, settings, transaction); Postgres errors become
         PostgREST's."""
-        authenticated = req.claims.role != self.ctx.settings.anon_role
         try:
             async with request_transaction(self.ctx.api_pool, ctx, atomic=atomic) as conn:
                 yield conn
         except asyncpg.PostgresError as e:
-            raise from_postgres(e, authenticated=authenticated) from e
+            raise self._postgres_error(req, e) from e
+
+    @asynccontextmanager
+    async def _statement(
+        self, req: RestRequest, ctx: RequestContext, sql: str, params: list[Any], *, atomic: bool
+    ) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Record | None]]:
+        """The same, with the request's statement run on it (one round trip for a read that
+        repeats its connection's last settings: db/request.py)."""
+        try:
+            async with request_statement(
+                self.ctx.api_pool, ctx, sql, params, atomic=atomic
+            ) as conn_row:
+                yield conn_row
+        except asyncpg.PostgresError as e:
+            raise self._postgres_error(req, e) from e
+
+    def _postgres_error(self, req: RestRequest, e: asyncpg.PostgresError) -> ApiError:
+        return from_postgres(e, authenticated=req.claims.role != self.ctx.settings.anon_role)
 
     async def _explain(
         self, c: _Call, plan: PlanMedia, ctx: RequestContext, sql: str, params: list[Any]

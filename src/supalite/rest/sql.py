@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from supalite.db.request import SESSION_DIGEST
 from supalite.db.schema_cache import Column, Function, Relationship, Table, quote_ident
 from supalite.rest.parse import (
     Filter,
@@ -399,9 +400,10 @@ _BODIES = {
 
 
 # What the statement's own SQL set for the response (PostgREST's response.* GUCs).
+# And the digest of the settings it ran under (db/request.py: request_statement).
 _RESPONSE_GUCS = (
     "nullif(current_setting('response.headers', true), '') AS response_headers, "
-    "nullif(current_setting('response.status', true), '') AS response_status"
+    f"nullif(current_setting('response.status', true), '') AS response_status, {SESSION_DIGEST}"
 )
 
 
