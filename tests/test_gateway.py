@@ -165,6 +165,21 @@ def test_cached_token_still_expires(gw: Gateway, keys: ProjectKeys) -> None:
         gw.authenticate(headers)
 
 
+def test_claims_are_built_once_per_token(gw: Gateway, keys: ProjectKeys) -> None:
+    alice = {"apikey": keys.anon_key, "authorization": f"Bearer {user_token(email='a@x.io')}"}
+    first = gw.authenticate(alice)
+    assert gw.authenticate(alice) is first  # its claims' JSON too: rendered once
+    # The same token as the apikey alone is not the user's own token.
+    as_key = gw.authenticate({"apikey": keys.anon_key})
+    assert as_key.role == "anon" and not as_key.from_user_token
+    bearer_anon = gw.authenticate(
+        {"apikey": keys.anon_key, "authorization": f"Bearer {keys.anon_key}"}
+    )
+    assert not bearer_anon.from_user_token
+    other = {"apikey": keys.anon_key, "authorization": f"Bearer {user_token(email='b@x.io')}"}
+    assert gw.authenticate(other).claims["email"] == "b@x.io"
+
+
 # ---------------------------------------------------------------- through HTTP
 
 

@@ -104,6 +104,7 @@ class Gateway:
         self._opaque = {keys.publishable_key: keys.anon_key, keys.secret_key: keys.service_role_key}
         self._known_keys = {keys.anon_key, keys.service_role_key, *self._opaque}
         self._cache: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
+        self._claims: dict[str, tuple[Mapping[str, Any], Claims]] = {}
         # kid → (alg, public key) of Auth's asymmetric signing keys.
         self._public: dict[str, tuple[str, Any]] = {}
         for jwk in keys.signing_jwks:
@@ -217,8 +218,17 @@ class Gateway:
             token = self._opaque.get(apikey, apikey)
         if token is None:
             return Claims(self.anon_role, {"role": self.anon_role})
-        claims = self.verify(token)
-        role = claims.get("role") or self.anon_role
-        if "role" not in claims:
-            claims = {**claims, "role": role}
-        return Claims(role, claims, token, from_user and token not in self._known_keys)
+        verified = self.verify(token)
+        from_user = from_user and token not in self._known_keys
+        # The same token gets the same Claims (and its JSON, built once) while verify() keeps
+        # answering with the same verification.
+        built = self._claims.get(token)
+        if built is not None and built[0] is verified and built[1].from_user_token == from_user:
+            return built[1]
+        role = verified.get("role") or self.anon_role
+        claims = verified if "role" in verified else {**verified, "role": role}
+        result = Claims(role, claims, token, from_user)
+        if len(self._claims) >= _CACHE_SIZE:
+            self._claims.clear()
+        self._claims[token] = (verified, result)
+        return result
