@@ -141,7 +141,7 @@ def build_app(runtime: Runtime) -> Starlette:
         routes=[
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/health/{service}", service_health, methods=["GET", "HEAD"]),
-            Mount("/rest/v1", routes=rest_routes.routes),
+            Mount("/rest/v1", app=rest_routes.DataApi()),
             Mount("/auth/v1", routes=auth_routes.routes),
             Mount("/storage/v1", routes=storage_routes.routes),
             Mount("/realtime/v1", routes=realtime_routes.routes),

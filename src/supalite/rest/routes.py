@@ -1,4 +1,4 @@
-"""HTTP for the Data API (`/rest/v1`): parse, call, respond."""
+"""HTTP for the Data API (`/rest/v1`): authenticate, read the body, call the service, respond."""
 
 from __future__ import annotations
 
@@ -6,27 +6,27 @@ import json
 import logging
 
 import asyncpg
-from starlette.requests import Request
+from starlette.datastructures import Headers, QueryParams
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 
 from supalite.gateway import Claims, GatewayError
 from supalite.rest.errors import ApiError
 from supalite.rest.openapi import openapi_document
-from supalite.rest.service import RestContext, RestRequest, RestService
+from supalite.rest.service import RestContext, RestRequest, RestResponse, RestService
 
 log = logging.getLogger("supalite.rest")
-_METHODS = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
 
 
-def _claims(request: Request) -> Claims:
-    # `?apikey=` is only looked at without the header: parsing the query string into
-    # Starlette's QueryParams costs more than the rest of authentication.
-    headers = request.headers
-    query = None if headers.get("apikey") else request.query_params
-    claims: Claims = request.app.state.gateway.authenticate(headers, query, require_apikey=True)
-    request.state.role = claims.role
+def _authenticate(scope: Scope, headers: Headers) -> Claims:
+    # `?apikey=` is only looked at without the header: parsing the query string costs more
+    # than the rest of authentication.
+    query = None if headers.get("apikey") else QueryParams(scope["query_string"])
+    claims: Claims = scope["app"].state.gateway.authenticate(headers, query, require_apikey=True)
+    scope.setdefault("state", {})["role"] = claims.role  # for the request log
     return claims
 
 
@@ -39,57 +39,61 @@ def gateway_error_response(e: GatewayError) -> Response:
     return JSONResponse(e.postgrest_body(), status_code=e.status, headers=e.headers)
 
 
-def _service(request: Request) -> RestService:
-    state = request.app.state
-    ctx = RestContext(state.pools.api, state.schema.current, state.runtime.settings.api)
-    return RestService(ctx)
-
-
 async def root(request: Request) -> Response:
     try:
-        claims = _claims(request)
+        claims = _authenticate(request.scope, request.headers)
     except GatewayError as e:
         return gateway_error_response(e)
     doc = await openapi_document(request.app.state, claims)
     return Response(json.dumps(doc), media_type="application/openapi+json; charset=utf-8")
 
 
-async def resource(request: Request) -> Response:
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The request body, or None once it passes `limit` (the rest is not read)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _serve(scope: Scope, receive: Receive, name: str, rpc: bool) -> RestResponse | Response:
+    state = scope["app"].state
+    headers = Headers(scope=scope)
     try:
-        claims = _claims(request)
+        claims = _authenticate(scope, headers)
     except GatewayError as e:
         return gateway_error_response(e)
-    max_body = request.app.state.runtime.settings.api.max_body_bytes
+    method: str = scope["method"]
     body = b""
-    if request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > max_body:
-                return error_response(
-                    ApiError(
-                        413,
-                        "PGRST413",
-                        "Payload Too Large",
-                        f"The request body exceeds {max_body} bytes",
-                    )
-                )
-            chunks.append(chunk)
-        body = b"".join(chunks)
-    name = request.path_params["name"]
-    rpc = request.path_params.get("rpc", False)
+    if method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        max_body = state.runtime.settings.api.max_body_bytes
+        read = await _read_body(receive, max_body)
+        if read is None:
+            detail = f"The request body exceeds {max_body} bytes"
+            return error_response(ApiError(413, "PGRST413", "Payload Too Large", detail))
+        body = read
     req = RestRequest(
-        method=request.method,
+        method=method,
         resource=name,
         rpc=rpc,
-        query_string=request.scope.get("query_string", b""),
-        headers=request.headers,
+        query_string=scope["query_string"],
+        headers=headers,
         body=body,
         claims=claims,
-        path=_path(request.scope),
+        path=_path(scope),
     )
+    ctx = RestContext(state.pools.api, state.schema.current, state.runtime.settings.api)
+    service = RestService(ctx)
     try:
-        resp = await _service(request).handle(req)
+        return await service.handle(req)
     except ApiError as e:
         return error_response(e)
     except (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError) as e:
@@ -103,9 +107,21 @@ async def resource(request: Request) -> Response:
         return error_response(
             ApiError(504, "PGRST003", "Timed out acquiring connection from connection pool.")
         )
-    return Response(
-        resp.body, status_code=resp.status, headers=resp.headers, media_type=resp.media_type
-    )
+
+
+async def _send(resp: RestResponse, send: Send) -> None:
+    """What Starlette's Response would send, without building one."""
+    raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in resp.headers.items()]
+    media = resp.media_type
+    if media is not None:
+        if media.startswith("text/") and "charset=" not in media:
+            media += "; charset=utf-8"
+        raw.append((b"content-type", media.encode("latin-1")))
+    status = resp.status
+    if status >= 200 and status not in (204, 304):
+        raw.append((b"content-length", str(len(resp.body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": resp.body})
 
 
 def _path(scope: Scope) -> str:
@@ -114,13 +130,34 @@ def _path(scope: Scope) -> str:
     return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
-async def rpc(request: Request) -> Response:
-    request.path_params["rpc"] = True
-    return await resource(request)
+def _route_path(scope: Scope) -> str:
+    """The path below the mount (`/rest/v1`): what Starlette's routing would match on."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
-routes = [
-    Route("/", root, methods=["GET", "HEAD"]),
-    Route("/rpc/{name}", rpc, methods=_METHODS),
-    Route("/{name}", resource, methods=_METHODS),
-]
+class DataApi:
+    """`/rest/v1/<name>` and `/rest/v1/rpc/<name>`, any method (the service answers those it
+    does not support as PostgREST does), and the OpenAPI root.  A plain ASGI app rather than
+    Starlette routes: the Data API is the hot path, and Starlette's per-request Route matching,
+    Request and Response objects cost more than the rest of the HTTP handling."""
+
+    def __init__(self) -> None:
+        self._root = Route("/", root, methods=["GET", "HEAD"])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = _route_path(scope)
+        if path in ("", "/"):
+            await self._root.handle(scope, receive, send)
+            return
+        name, rpc = path[1:], False
+        if name.startswith("rpc/"):
+            name, rpc = name[4:], True
+        if not name or "/" in name:
+            raise HTTPException(404)
+        resp = await _serve(scope, receive, name, rpc)
+        if isinstance(resp, RestResponse):
+            await _send(resp, send)
+        else:
+            await resp(scope, receive, send)
