@@ -302,6 +302,18 @@ def test_options_allow(api: Api) -> None:
     assert r.headers["allow"] == "OPTIONS,GET,HEAD,POST,PUT,PATCH,DELETE"
 
 
+def test_unsupported_method_and_unknown_paths(api: Api) -> None:
+    r = api.client.request("TRACE", "/rest/v1/books", headers=api.headers())
+    assert (r.status_code, r.json()["code"]) == (405, "PGRST117")
+    assert r.json()["message"] == "Unsupported HTTP method: TRACE"
+    r = api.client.request("PATCH", "/rest/v1/rpc/anything", headers=api.headers())
+    assert (r.status_code, r.json()["code"]) == (405, "PGRST101")
+    # Below a table or a function there is nothing: the gateway's 404.
+    r = api.client.get("/rest/v1/books/1", headers=api.headers())
+    assert r.status_code == 404 and r.json() == {"message": "no Route matched with those values"}
+    assert api.client.post("/rest/v1/", headers=api.headers()).status_code == 405
+
+
 def test_schema_cache_reloads_after_ddl(api: Api) -> None:
     assert api.get("late").status_code == 404
     api.sql("create table public.late (id int primary key); insert into public.late values (1)")
