@@ -115,6 +115,11 @@ class AuthSettings:
 class RealtimeSettings:
     enabled: bool = True
     events_per_second: int = 10
+    # Supabase Realtime's self-hosted defaults (docs/realtime.md "Limits").
+    max_joins_per_second: int = 100
+    max_presence_events_per_second: int = 1000
+    max_client_presence_events_per_window: int = 5
+    client_presence_window_ms: int = 30_000
 
 
 @dataclass(frozen=True)
@@ -530,6 +535,16 @@ FIELDS: tuple[Field, ...] = (
     Field("realtime.enabled", _bool, toml="realtime.enabled", json="realtime.enabled"),
     Field("realtime.events_per_second", _int(1, 100_000),
           json="realtime.params.eventsPerSecond"),
+    # Env names as Supabase Realtime reads them (config/runtime.exs).
+    Field("realtime.max_joins_per_second", _int(1, 1_000_000),
+          json="realtime.params.maxJoinsPerSecond", env=("TENANT_MAX_JOINS_PER_SECOND",)),
+    Field("realtime.max_presence_events_per_second", _int(1, 1_000_000),
+          json="realtime.params.maxPresenceEventsPerSecond"),
+    Field("realtime.max_client_presence_events_per_window", _int(1, 1_000_000),
+          json="realtime.params.maxClientPresenceEventsPerWindow",
+          env=("CLIENT_PRESENCE_MAX_CALLS",)),
+    Field("realtime.client_presence_window_ms", _int(1, 86_400_000),
+          json="realtime.params.clientPresenceWindowMs", env=("CLIENT_PRESENCE_WINDOW_MS",)),
     Field("storage.enabled", _bool, toml="storage.enabled"),
     Field("storage.file_size_limit", _size, toml="storage.file_size_limit",
           json="storage.maxFileSize", env=("FILE_SIZE_LIMIT",)),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from supalite.gateway import Claims
 from supalite.realtime import protocol, sql, tokens
 from supalite.realtime.changes import PgSubscription, parse_subscription
+from supalite.realtime.limits import ClientWindow
 from supalite.realtime.protocol import Frame, UserBroadcast
 
 if TYPE_CHECKING:
@@ -25,6 +26,8 @@ log = logging.getLogger("supalite.realtime")
 
 MAX_PAYLOAD_BYTES = 3000 * 1024  # Supabase's default max_payload_size_in_kb
 _CONFIRM_INTERVAL = 300  # seconds between token re-checks, as Supabase's confirm_token
+PRESENCE_RATE_LIMITED = "Too many presence messages per second"
+CLIENT_PRESENCE_RATE_LIMITED = "Client presence rate limit exceeded"
 
 
 class JoinError(Exception):
@@ -60,6 +63,10 @@ class Channel:
         self.presence_enabled = _bool(presence.get("enabled"))
         self.presence_ref: str | None = None
         self.presence_meta: dict[str, Any] | None = None
+        limits = conn.limits
+        self.presence_window = ClientWindow(
+            limits.max_client_presence_events_per_window, limits.client_presence_window_ms / 1000
+        )
         raw_changes = config.get("postgres_changes")
         self.pg_params: list[Any] = (
             [p for p in raw_changes if p is not None] if isinstance(raw_changes, list) else []
@@ -124,8 +131,15 @@ class Channel:
             else:
                 self.pg_subs = []
                 self.push_system("postgres_changes", "error", error)
-        if self.presence_enabled:
+        if self.presence_enabled and self.can("presence", "read"):
+            if not self._allow_presence_event():
+                self.shutdown(PRESENCE_RATE_LIMITED)
+                return
             await self.sync_presence()
+
+    def _allow_presence_event(self) -> bool:
+        limit = self.conn.limits.max_presence_events_per_second
+        return self.conn.service.allow_presence_event(limit)
 
     async def _check_tables(self) -> str | None:
         async with self.conn.service.pool.acquire() as db:
@@ -193,7 +207,14 @@ class Channel:
 
     async def _presence(self, frame: Frame) -> None:
         payload = frame.payload if isinstance(frame.payload, dict) else {}
-        event = payload.get("event")
+        if "event" not in payload:  # Supabase answers it and does nothing
+            self.conn.reply(frame, "ok", {})
+            return
+        if not self.presence_window.allow():
+            self.shutdown(CLIENT_PRESENCE_RATE_LIMITED)
+            return
+        event = payload["event"]
+        event = event.lower() if isinstance(event, str) else event
         if event == "track":
             meta = payload.get("payload", {})
             if not isinstance(meta, dict):
@@ -208,6 +229,9 @@ class Channel:
                 if not self.can("presence", "write"):
                     self.conn.reply(frame, "error", {})
                     return
+            if not self._allow_presence_event():
+                self.shutdown(PRESENCE_RATE_LIMITED)
+                return
             if not self.presence_enabled:
                 self.presence_enabled = True
                 await self.sync_presence()
@@ -275,9 +299,11 @@ class Channel:
 
     def push_presence_diff(
         self, diff: dict[str, Any], cache: dict[str, str | bytes | None]
-    ) -> None:
+    ) -> bool:
         if self.presence_enabled and self.can("presence", "read"):
             self.conn.push(Frame(self.topic, "presence_diff", diff), cache)
+            return True
+        return False
 
     def push_change(self, ids: list[int], data: str) -> None:
         """`data`: the change's JSON, encoded once for every subscriber it reaches."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from supalite.config import RealtimeSettings
 from supalite.gateway import Claims, Gateway
 from supalite.realtime import protocol
 from supalite.realtime.channel import Channel, JoinError
@@ -30,6 +31,7 @@ log = logging.getLogger("supalite.realtime")
 
 IDLE_TIMEOUT = 60.0  # seconds without any frame (heartbeats come every 25 s)
 MAX_CHANNELS = 100  # Supabase's default max_channels_per_client
+JOIN_RATE_LIMITED = "ClientJoinRateLimitReached: Too many joins per second"
 OUT_QUEUE = 10_000  # frames waiting for a slow client before it is disconnected
 CLOSE_INVALID = 1007
 CLOSE_TOO_BIG = 1009
@@ -45,7 +47,7 @@ class Connection:
         vsn: str,
         claims: Claims,
         token: str,
-        events_per_second: int,
+        limits: RealtimeSettings,
     ) -> None:
         self.ws = ws
         self.service = service
@@ -56,7 +58,8 @@ class Connection:
         self.channels: dict[str, Channel] = {}
         self._out: asyncio.Queue[str | bytes | None] = asyncio.Queue(OUT_QUEUE)
         self._closing: int | None = None
-        self._rate = events_per_second
+        self.limits = limits
+        self._rate = limits.events_per_second
         self._window = (0.0, 0)
 
     # ------------------------------------------------------------------ running
@@ -158,9 +161,16 @@ class Connection:
         old = self.channels.get(frame.topic)
         if old is not None:
             self.close_channel(old)  # Phoenix: a duplicate join replaces the channel
-        if len(self.channels) >= MAX_CHANNELS:
-            self.reply(frame, "error", {"reason": "ChannelRateLimitReached: Too many channels"})
-            return
+        if frame.topic != "realtime:":  # TopicNameRequired comes first, and is not counted
+            if not self.service.allow_join(self.limits.max_joins_per_second):
+                # As Supabase: the join is refused and the socket disconnected.
+                log.warning("realtime: %s", JOIN_RATE_LIMITED)
+                self.reply(frame, "error", {"reason": JOIN_RATE_LIMITED})
+                self._close(1000)
+                return
+            if len(self.channels) >= MAX_CHANNELS:
+                self.reply(frame, "error", {"reason": "ChannelRateLimitReached: Too many channels"})
+                return
         ch = Channel(self, frame)
         try:
             response = await ch.join()

@@ -46,11 +46,12 @@ async def websocket(ws: WebSocket) -> None:
         message = "API key is missing" if "No API key" in e.message else e.message
         await _deny(ws, 401, message)
         return
+    limits = ws.app.state.runtime.settings.realtime
+    if service.joins.avg >= limits.max_joins_per_second:  # as Supabase's connect check
+        await _deny(ws, 429, "Too many joins per second")
+        return
     await ws.accept()
-    conn = Connection(
-        ws, service, ws.app.state.gateway, vsn, claims, claims.token or "",
-        ws.app.state.runtime.settings.realtime.events_per_second,
-    )  # fmt: skip
+    conn = Connection(ws, service, ws.app.state.gateway, vsn, claims, claims.token or "", limits)
     await conn.run()
 
 

@@ -26,6 +26,7 @@ from supalite.realtime import sql
 from supalite.realtime.bus import Bus
 from supalite.realtime.capture import Capture
 from supalite.realtime.changes import PARALLEL_CHECKS, ChangeFeed
+from supalite.realtime.limits import RateCounter
 from supalite.realtime.protocol import UserBroadcast
 
 if TYPE_CHECKING:
@@ -55,6 +56,9 @@ class RealtimeService:
         self._feed_wake = asyncio.Event()
         self.capture = Capture(self._connect, self._feed_wake.set)
         self._tasks: list[asyncio.Task[None]] = []
+        # This process's share of the tenant-wide limits (docs/realtime.md "Limits").
+        self.joins = RateCounter()
+        self.presence_events = RateCounter()
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self._url)
@@ -113,6 +117,22 @@ class RealtimeService:
             for ch in channels:
                 if ch.pg_subs:
                     yield ch
+
+    # ------------------------------------------------------------------ limits
+
+    def allow_join(self, limit: int) -> bool:
+        """Supabase's `limit_joins`: refused while the average is at the limit, else counted."""
+        if self.joins.avg >= limit:
+            return False
+        self.joins.add()
+        return True
+
+    def allow_presence_event(self, limit: int) -> bool:
+        """Supabase's `limit_presence_event` (a track, or a presence_state sent at join)."""
+        if self.presence_events.avg > limit:
+            return False
+        self.presence_events.add()
+        return True
 
     # ------------------------------------------------------------------ broadcast
 
@@ -189,8 +209,11 @@ class RealtimeService:
 
     def _deliver_diff(self, key: str, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
         cache: dict[str, str | bytes | None] = {}
+        sent = 0
         for ch in list(self.topics.get(key, ())):
-            ch.push_presence_diff({"joins": joins, "leaves": leaves}, cache)
+            sent += ch.push_presence_diff({"joins": joins, "leaves": leaves}, cache)
+        if sent:  # every diff delivered counts as a presence event, as on Supabase
+            self.presence_events.add(sent)
 
     async def presence_state(self, key: str) -> dict[str, Any]:
         """Everyone present on `key`: other processes' rows, this process's own memory."""
