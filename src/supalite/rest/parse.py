@@ -1173,6 +1173,8 @@ def _columns(c: _Cursor) -> tuple[str, ...]:
 
 _RESERVED = frozenset({"select", "columns", "on_conflict"})
 _RESERVED_EMBEDDABLE = frozenset({"order", "limit", "offset", "and", "or"})
+# Keys (or last words of keys) that are never a column filter.
+RESERVED_KEYS = _RESERVED | _RESERVED_EMBEDDABLE
 _BAD_CHAR = re.compile("[\x00\ud800-\udfff]")
 _INTEGER = re.compile(r"[ \t\n\r\f\v]*(-?)([0-9]+)[ \t\n\r\f\v]*")
 _NEGATIVE_LIMIT = "Limit should be greater than or equal to zero."
@@ -1195,7 +1197,8 @@ def _reject_bad_chars(what: str, text: str) -> None:
         raise c.error()
 
 
-def _last_word(key: str) -> str:
+def last_word(key: str) -> str:
+    """The last dot-separated word of a parameter name (`books.order` → `order`)."""
     return key.rsplit(".", 1)[-1]
 
 
@@ -1300,12 +1303,12 @@ def parse_query(
     order = tuple(
         (tree_path(k)[0], _run(f"failed to parse order ({v})", v, _order))
         for k, v in present
-        if _last_word(k) == "order"
+        if last_word(k) == "order"
     )
 
     logic: list[tuple[EmbedPath, LogicTree]] = []
     for k, v in present:
-        if _last_word(k) not in ("and", "or"):
+        if last_word(k) not in ("and", "or"):
             continue
         embed, op = _run(f"failed to parse logic path ({k})", k, _logic_path)
         logic.append((embed, _run(f"failed to parse logic tree ({v})", op + v, _whole_tree)))
@@ -1327,7 +1330,7 @@ def parse_query(
     filters: list[tuple[EmbedPath, Filter]] = []
     rpc_args: list[tuple[str, str]] = []
     for k, v in present:
-        if k in _RESERVED or _last_word(k) in _RESERVED_EMBEDDABLE:
+        if k in _RESERVED or last_word(k) in _RESERVED_EMBEDDABLE:
             continue
         embed, fld = tree_path(k)
         expr = _filter_expr(v)
@@ -1353,7 +1356,7 @@ def parse_query(
     limits: dict[EmbedPath, int | None] = {}
     offsets: dict[EmbedPath, int | None] = {}
     for k, v in present:
-        word = _last_word(k)
+        word = last_word(k)
         if word in ("limit", "offset"):
             target = limits if word == "limit" else offsets
             target[tree_path(k)[0]] = _read_int(v)  # the last one wins, as in PostgREST

@@ -17,6 +17,7 @@ from supalite.gateway import Claims, GatewayError
 from supalite.rest.errors import ApiError
 from supalite.rest.openapi import openapi_document
 from supalite.rest.service import RestContext, RestRequest, RestResponse, RestService
+from supalite.rest.shapes import ShapeCache
 
 log = logging.getLogger("supalite.rest")
 
@@ -64,7 +65,9 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
             return b"".join(chunks)
 
 
-async def _serve(scope: Scope, receive: Receive, name: str, rpc: bool) -> RestResponse | Response:
+async def _serve(
+    scope: Scope, receive: Receive, name: str, rpc: bool, shapes: ShapeCache
+) -> RestResponse | Response:
     state = scope["app"].state
     headers = Headers(scope=scope)
     try:
@@ -90,7 +93,7 @@ async def _serve(scope: Scope, receive: Receive, name: str, rpc: bool) -> RestRe
         claims=claims,
         path=_path(scope),
     )
-    ctx = RestContext(state.pools.api, state.schema.current, state.runtime.settings.api)
+    ctx = RestContext(state.pools.api, state.schema.current, state.runtime.settings.api, shapes)
     service = RestService(ctx)
     try:
         return await service.handle(req)
@@ -145,6 +148,7 @@ class DataApi:
 
     def __init__(self) -> None:
         self._root = Route("/", root, methods=["GET", "HEAD"])
+        self.shapes = ShapeCache()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = _route_path(scope)
@@ -156,7 +160,7 @@ class DataApi:
             name, rpc = name[4:], True
         if not name or "/" in name:
             raise HTTPException(404)
-        resp = await _serve(scope, receive, name, rpc)
+        resp = await _serve(scope, receive, name, rpc, self.shapes)
         if isinstance(resp, RestResponse):
             await _send(resp, send)
         else:

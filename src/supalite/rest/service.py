@@ -42,6 +42,7 @@ from supalite.rest.parse import (
     top_level_range,
 )
 from supalite.rest.plan import Node, Planner
+from supalite.rest.shapes import UNCACHEABLE, Rendered, ShapeCache, Template, shape_of
 
 JSON = "application/json; charset=utf-8"
 
@@ -73,6 +74,7 @@ class RestContext:
     api_pool: ApiPool
     cache: SchemaCache
     settings: ApiSettings
+    shapes: ShapeCache | None = None  # reads rendered once per query shape (shapes.py)
 
 
 def _error(e: ParseError) -> ApiError:
@@ -178,34 +180,99 @@ class RestService:
     async def _handle(self, req: RestRequest) -> RestResponse:
         settings = self.ctx.settings
         schema, profiled = _schema(req, settings)
-        prefs = parse_prefer([v for k, v in _items(req.headers) if k == "prefer"])
+        prefer = tuple(v for k, v in _items(req.headers) if k == "prefer")
+        prefs = parse_prefer(list(prefer))
         prefs.check_strict()
         media, plan = negotiate(req.headers.get("accept"), plan_enabled=settings.db_plan_enabled)
         is_read = req.method in ("GET", "HEAD")
-        q = parse_query(split_query_string(req.query_string), is_rpc_read=req.rpc and is_read)
-        planner = Planner(self.ctx.cache, schema, aggregates=settings.aggregates_enabled)
+        items = split_query_string(req.query_string)
+        shaped = None
+        if is_read and not req.rpc and plan is None:
+            shaped = self._shaped_read(req, items, schema, prefs, media, prefer)
+        if shaped is not None:
+            resp = await self._answer_read(req, schema, prefs, media, None, shaped)
+        else:
+            resp = await self._unshaped(req, items, schema, prefs, media, plan)
+        if profiled:
+            resp.headers["Content-Profile"] = schema
+        return resp
+
+    async def _unshaped(
+        self,
+        req: RestRequest,
+        items: list[tuple[str, str | None]],
+        schema: str,
+        prefs: Preferences,
+        media: Media,
+        plan: PlanMedia | None,
+    ) -> RestResponse:
+        is_read = req.method in ("GET", "HEAD")
+        q = parse_query(items, is_rpc_read=req.rpc and is_read)
+        planner = Planner(self.ctx.cache, schema, aggregates=self.ctx.settings.aggregates_enabled)
         call = _Call(req, q, prefs, media, planner, schema, plan)
         if req.method == "OPTIONS":
             return self._options(planner, req)
         if req.rpc:
-            resp = await self._rpc(call)
-        else:
-            table = planner.table(req.resource)
-            if is_read:
-                resp = await self._read(call, table)
-            elif req.method == "POST":
-                resp = await self._insert(call, table)
-            elif req.method == "PATCH":
-                resp = await self._update(call, table)
-            elif req.method == "DELETE":
-                resp = await self._delete(call, table)
-            elif req.method == "PUT":
-                resp = await self._put(call, table)
-            else:
-                raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {req.method}")
-        if profiled:
-            resp.headers["Content-Profile"] = schema
-        return resp
+            return await self._rpc(call)
+        table = planner.table(req.resource)
+        if is_read:
+            rendered = self._render_read(call, table)
+            return await self._answer_read(req, schema, prefs, media, plan, rendered)
+        if req.method == "POST":
+            return await self._insert(call, table)
+        if req.method == "PATCH":
+            return await self._update(call, table)
+        if req.method == "DELETE":
+            return await self._delete(call, table)
+        if req.method == "PUT":
+            return await self._put(call, table)
+        raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {req.method}")
+
+    def _shaped_read(
+        self,
+        req: RestRequest,
+        items: list[tuple[str, str | None]],
+        schema: str,
+        prefs: Preferences,
+        media: Media,
+        prefer: tuple[str, ...],
+    ) -> Rendered | None:
+        """The read rendered from its shape's template (shapes.py), making the template on
+        the shape's first request; None when the read must be rendered the usual way."""
+        shapes = self.ctx.shapes
+        shape = shape_of(items) if shapes is not None else None
+        if shapes is None or shape is None:
+            return None
+        h = req.headers
+        key = (schema, req.resource, req.method, shape.key, media, prefer,
+               h.get("range"), h.get("range-unit"))  # fmt: skip
+        found = shapes.get(self.ctx.cache, key)
+        if isinstance(found, Template):
+            return found.fill(shape.values)
+        if found is not None:  # UNCACHEABLE
+            return None
+        try:
+            masked = self._render_items(req, list(shape.key), schema, prefs, media)
+        except (ParseError, ApiError):
+            return None  # the request's own rendering says what is wrong
+        rendered = self._render_items(req, items, schema, prefs, media)
+        template = Template.build(masked, len(shape.values))
+        same = template is not None and template.fill(shape.values) == rendered
+        shapes.put(key, template if template is not None and same else UNCACHEABLE)
+        return rendered
+
+    def _render_items(
+        self,
+        req: RestRequest,
+        items: list[tuple[str, str | None]],
+        schema: str,
+        prefs: Preferences,
+        media: Media,
+    ) -> Rendered:
+        q = parse_query(items)
+        planner = Planner(self.ctx.cache, schema, aggregates=self.ctx.settings.aggregates_enabled)
+        table = planner.table(req.resource)
+        return self._render_read(_Call(req, q, prefs, media, planner, schema), table)
 
     # ------------------------------------------------------------------ running
 
@@ -279,18 +346,18 @@ class RestService:
         return from_postgres(e, authenticated=req.claims.role != self.ctx.settings.anon_role)
 
     async def _explain(
-        self, c: _Call, plan: PlanMedia, ctx: RequestContext, sql: str, params: list[Any]
+        self, req: RestRequest, plan: PlanMedia, ctx: RequestContext, sql: str, params: list[Any]
     ) -> RestResponse:
         """The execution plan of the statement the request would run, under the same role,
         settings and transaction.  As on PostgREST, `options=analyze` runs it, so a write's
         changes are committed unless the request also says `Prefer: tx=rollback`; the result
         is not checked (singular, max-affected) and `response.*` settings are not applied."""
-        async with self._connection(c.req, ctx, atomic=False) as conn:
+        async with self._connection(req, ctx, atomic=False) as conn:
             rows = await conn.fetch(plan.explain(sql), *params)
         # TEXT comes as one row per line, JSON as one row: PostgREST ends each with a newline.
         body = "".join(f"{r[0]}\n" for r in rows)
         resp = RestResponse(200, body=body.encode(), media_type=plan.content_type)
-        if c.req.method == "HEAD":
+        if req.method == "HEAD":
             resp.body = b""
         return resp
 
@@ -330,8 +397,10 @@ class RestService:
 
     # ------------------------------------------------------------------ reads
 
-    async def _read(self, c: _Call, table: Table) -> RestResponse:
-        req, q, prefs, media, planner, schema = c.req, c.q, c.prefs, c.media, c.planner, c.schema
+    def _render_read(self, c: _Call, table: Table) -> Rendered:
+        """A read's statement (and its planned count's, if asked for), with their parameters;
+        `extra` is the row range and the planned count's threshold."""
+        req, q, prefs, media, planner = c.req, c.q, c.prefs, c.media, c.planner
         header_range = parse_range(req.headers.get("range"), req.headers.get("range-unit"))
         rng = top_level_range(q, header_range if req.method in ("GET", "HEAD") else None)
         node = planner.read(table, q, rng)
@@ -351,10 +420,30 @@ class RestService:
         elif prefs.count == "planned":
             planned = _planned_count(node, above=None)
         stmt = S.wrap_body(source, count_sql=count, media=media)
+        if planned is None:
+            return Rendered((stmt,), (tuple(p.values),), (rng, None))
+        return Rendered(
+            (stmt, planned.sql), (tuple(p.values), tuple(planned.values)), (rng, planned.above)
+        )
+
+    async def _answer_read(
+        self,
+        req: RestRequest,
+        schema: str,
+        prefs: Preferences,
+        media: Media,
+        plan: PlanMedia | None,
+        rendered: Rendered,
+    ) -> RestResponse:
+        rng, above = rendered.extra
+        stmt, params = rendered.statements[0], list(rendered.params[0])
+        planned = None
+        if len(rendered.statements) > 1:
+            planned = PlannedCount(rendered.statements[1], list(rendered.params[1]), above)
         ctx = self._request_context(req, schema, read_only=True, prefs=prefs)
-        if c.plan is not None:
-            return await self._explain(c, c.plan, ctx, stmt, p.values)
-        row = await self._run(req, ctx, stmt, p.values, _single_check(media), planned=planned)
+        if plan is not None:
+            return await self._explain(req, plan, ctx, stmt, params)
+        row = await self._run(req, ctx, stmt, params, _single_check(media), planned=planned)
         return self._read_response(req, row, rng, media, prefs)
 
     def _read_response(
@@ -579,7 +668,7 @@ class RestService:
             max_affected is not None and action in ("update", "delete")
         )
         if c.plan is not None:
-            return await self._explain(c, c.plan, ctx, stmt, p.values)
+            return await self._explain(c.req, c.plan, ctx, stmt, p.values)
         row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
         n = row["page_total"]
         total = n if prefs.count is not None else None
@@ -694,7 +783,7 @@ class RestService:
             max_affected is not None or (media.startswith("single") and fn.returns_set)
         )
         if c.plan is not None:
-            return await self._explain(c, c.plan, ctx, stmt, p.values)
+            return await self._explain(c.req, c.plan, ctx, stmt, p.values)
         row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
         if fn.is_void:
             resp = RestResponse(204, media_type=None)

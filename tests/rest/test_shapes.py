@@ -1,0 +1,122 @@
+"""Reads rendered once per query shape (rest/shapes.py): a request answered from its shape's
+template gets exactly the statement and parameters its own rendering gives."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from supalite.config import ApiSettings
+from supalite.db.embedded import EmbeddedPostgres
+from supalite.db.schema_cache import SchemaCache, load_schema_cache
+from supalite.gateway import Claims
+from supalite.rest.parse import parse_prefer, split_query_string
+from supalite.rest.service import RestContext, RestRequest, RestService
+from supalite.rest.shapes import ShapeCache, shape_of
+
+SCHEMA = """
+create schema if not exists shapes;
+create table if not exists shapes.cats (id int primary key, name text);
+create table if not exists shapes.items (
+  id int primary key, name text, born date, price numeric, cat_id int references shapes.cats);
+"""
+
+# What a shape's values may be: anything a plain comparison takes as it is.
+PLAIN = st.text(alphabet="abcXYZ019_-.:@+ ", min_size=1, max_size=12)
+
+QUERIES = [
+    "id=eq.{}&select=id,name",
+    "name=neq.{}&price=gt.{}&order=id&limit=5",
+    "born=lte.{}&name=not.eq.{}",
+    "select=id,cat:cats(id,name)&cat.name=eq.{}&id=gte.{}",
+    "select=id&or=(id.eq.1,id.eq.2)&name=lt.{}",
+]
+
+
+@pytest.fixture(scope="module")
+def cache(embedded_pg: EmbeddedPostgres) -> SchemaCache:
+    async def load() -> SchemaCache:
+        conn = await asyncpg.connect(embedded_pg.local_url())
+        try:
+            await conn.execute(SCHEMA)
+            return await load_schema_cache(conn, ("shapes",))
+        finally:
+            await conn.close()
+
+    return asyncio.run(load())
+
+
+def _service(cache: SchemaCache, shapes: ShapeCache | None) -> RestService:
+    api = ApiSettings(schemas=("shapes",))
+    return RestService(RestContext(None, cache, api, shapes))  # type: ignore[arg-type]
+
+
+def _request(qs: str, **headers: str) -> RestRequest:
+    return RestRequest(
+        method="GET", resource="items", rpc=False, query_string=qs.encode(), headers=headers,
+        body=b"", claims=Claims("anon", {"role": "anon"}), path="/rest/v1/items",
+    )  # fmt: skip
+
+
+def _shaped(svc: RestService, req: RestRequest, prefer: tuple[str, ...] = ()) -> Any:
+    items = split_query_string(req.query_string)
+    prefs = parse_prefer(list(prefer))
+    return svc._shaped_read(req, items, "shapes", prefs, "json", prefer)
+
+
+def _fresh(svc: RestService, req: RestRequest, prefer: tuple[str, ...] = ()) -> Any:
+    items = split_query_string(req.query_string)
+    return svc._render_items(req, items, "shapes", parse_prefer(list(prefer)), "json")
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.sampled_from(QUERIES),
+    first=st.lists(PLAIN, min_size=2, max_size=2),
+    second=st.lists(PLAIN, min_size=2, max_size=2),
+    counted=st.booleans(),
+)
+def test_a_template_renders_what_the_query_renders(
+    cache: SchemaCache, query: str, first: list[str], second: list[str], counted: bool
+) -> None:
+    prefer = ("count=exact",) if counted else ()
+    svc = _service(cache, ShapeCache())
+    one = _request(query.format(*(quote(v) for v in first)))
+    two = _request(query.format(*(quote(v) for v in second)))
+    assert _shaped(svc, one, prefer) == _fresh(svc, one, prefer)  # makes the template
+    assert _shaped(svc, two, prefer) == _fresh(svc, two, prefer)  # from the template
+
+
+def test_the_template_is_what_answers(cache: SchemaCache, monkeypatch: pytest.MonkeyPatch) -> None:
+    svc = _service(cache, ShapeCache())
+    first = _shaped(svc, _request("id=eq.1&select=id"))
+    assert first.params[0][0] == "1"
+
+    def no_rendering(*args: object, **kw: object) -> None:
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(svc, "_render_items", no_rendering)
+    second = _shaped(svc, _request("id=eq.2&select=id"))
+    assert second.statements == first.statements and second.params[0][0] == "2"
+    with pytest.raises(AssertionError, match="rendered again"):  # another shape is rendered
+        _shaped(svc, _request("id=eq.2&select=id,name"))
+    svc.ctx.cache = SchemaCache(schemas=("shapes",))  # after DDL: templates start afresh
+    with pytest.raises(AssertionError, match="rendered again"):
+        _shaped(svc, _request("id=eq.3&select=id"))
+
+
+def test_values_with_meaning_are_part_of_the_shape() -> None:
+    for qs in ("id=in.(1,2)", 'name=eq."a,b"', "name=like.a*", "id=is.null", "id=eq.a(b",
+               "limit=eq.5", "select=eq.5", "id=eq.\ue000"):  # fmt: skip
+        shape = shape_of(split_query_string(qs))
+        assert shape is None or shape.values == (), qs
+    shape = shape_of(split_query_string("id=not.eq.5&b=gt.2020-01-01"))
+    assert shape is not None and shape.values == ("5", "2020-01-01")
