@@ -1,7 +1,8 @@
 """Baseline for bench/rest.py: what a user would write instead of the Data API.
 
-The same three endpoints as hand-written Starlette + asyncpg handlers, with the same SQL shape
-and no generic layer: no parsing, no planning, no per-request role switch.
+The same three endpoints as hand-written Starlette + asyncpg handlers, with the SQL the Data
+API runs for them (the same joins and JSON rendering, as its statements show) and no generic
+layer: no parsing, no planning, no per-request role switch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,19 @@ from starlette.routing import Route
 
 POOL: asyncpg.Pool | None = None
 
+ITEM_SQL = (
+    "select coalesce(json_agg(t), '[]')::text from"
+    " (select id, name, price, category_id from bench_items where id = $1) t"
+)
+# The embed as the Data API renders it: a lateral join of the related row as JSON.
+ITEMS_SQL = (
+    "select coalesce(json_agg(t), '[]')::text from (select i.id, i.name, i.price,"
+    " c_l.row as category from bench_items i left join lateral (select row_to_json(c) as row"
+    " from (select c.id, c.name from bench_categories c where c.id = i.category_id) c) c_l"
+    " on true order by i.id limit 100) t"
+)
+CREATE_SQL = "insert into bench_writes (name, price) values ($1, $2)"
+
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -30,31 +44,20 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 async def item(request: Request) -> Response:
     assert POOL is not None
-    body = await POOL.fetchval(
-        "select coalesce(json_agg(t), '[]')::text from"
-        " (select id, name, price, category_id from bench_items where id = $1) t",
-        int(request.query_params["id"]),
-    )
+    body = await POOL.fetchval(ITEM_SQL, int(request.query_params["id"]))
     return Response(body, media_type="application/json")
 
 
 async def items_with_category(request: Request) -> Response:
     assert POOL is not None
-    body = await POOL.fetchval(
-        "select coalesce(json_agg(t), '[]')::text from (select i.id, i.name, i.price,"
-        " (select row_to_json(c) from (select c.id, c.name from bench_categories c"
-        "  where c.id = i.category_id) c) as category"
-        " from bench_items i order by i.id limit 100) t"
-    )
+    body = await POOL.fetchval(ITEMS_SQL)
     return Response(body, media_type="application/json")
 
 
 async def create(request: Request) -> Response:
     assert POOL is not None
     row = json.loads(await request.body())
-    await POOL.execute(
-        "insert into bench_writes (name, price) values ($1, $2)", row["name"], row["price"]
-    )
+    await POOL.execute(CREATE_SQL, row["name"], row["price"])
     return Response(status_code=201)
 
 
