@@ -23,12 +23,16 @@ from supalite.db.request import (
 from tests.conftest import TEST_SECRET
 
 
+async def _api_pool(embedded_pg: EmbeddedPostgres, size: int) -> ApiPool:
+    url = embedded_pg.local_url("authenticator", authenticator_password(TEST_SECRET))
+    return ApiPool(
+        await asyncpg.create_pool(url, min_size=1, max_size=size, connection_class=ApiConnection)
+    )
+
+
 @pytest.fixture
 async def api_pool(embedded_pg: EmbeddedPostgres) -> AsyncIterator[ApiPool]:
-    url = embedded_pg.local_url("authenticator", authenticator_password(TEST_SECRET))
-    pool = ApiPool(
-        await asyncpg.create_pool(url, min_size=1, max_size=4, connection_class=ApiConnection)
-    )
+    pool = await _api_pool(embedded_pg, 4)
     yield pool
     await pool.close()
 
@@ -220,10 +224,7 @@ async def test_ddl_notifies_schema_reload(
 @pytest.fixture
 async def one_connection(embedded_pg: EmbeddedPostgres) -> AsyncIterator[ApiPool]:
     """An API pool of one connection: every request reuses what the previous one left."""
-    url = embedded_pg.local_url("authenticator", authenticator_password(TEST_SECRET))
-    pool = ApiPool(
-        await asyncpg.create_pool(url, min_size=1, max_size=1, connection_class=ApiConnection)
-    )
+    pool = await _api_pool(embedded_pg, 1)
     yield pool
     await pool.close()
 

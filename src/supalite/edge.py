@@ -68,12 +68,7 @@ class EdgeMiddleware:
         if kind != "http":
             await self.app(scope, receive, send)
             return
-        origin = request_method = None
-        for name, value in scope["headers"]:
-            if name == _ORIGIN:
-                origin = value
-            elif name == _REQUEST_METHOD:
-                request_method = value
+        origin, request_method = _find(scope, _ORIGIN, _REQUEST_METHOD)
         app = self.app
         if scope["path"].startswith(FUNCTIONS_PREFIX):
             add = self._function_headers if origin is not None else None
@@ -138,12 +133,7 @@ class EdgeMiddleware:
     def _preflight_answer(self, scope: Scope, request_method: bytes) -> _Preflight:
         """The preflight's answer, given here: the app is not asked."""
         headers = list(self._preflight)
-        requested = private_network = None
-        for name, value in scope["headers"]:
-            if name == _REQUEST_HEADERS:
-                requested = value
-            elif name == _REQUEST_PRIVATE_NETWORK:
-                private_network = value
+        requested, private_network = _find(scope, _REQUEST_HEADERS, _REQUEST_PRIVATE_NETWORK)
         failures = []
         if request_method not in self.allow_methods:
             failures.append("method")
@@ -173,6 +163,17 @@ class _Preflight:
         status = 400 if failures else 200
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _find(scope: Scope, first: bytes, second: bytes) -> tuple[bytes | None, bytes | None]:
+    """Two request headers' values (the last of each), in one pass over the raw list."""
+    a = b = None
+    for name, value in scope["headers"]:
+        if name == first:
+            a = value
+        elif name == second:
+            b = value
+    return a, b
 
 
 def _vary_origin(headers: list[tuple[bytes, bytes]]) -> None:

@@ -105,31 +105,36 @@ def test_rate_counter_averages_ticks_over_the_last_minute() -> None:
     assert c.avg == 10 / TICK
 
 
+def _limits(s: Any) -> tuple[int, int, int, int]:
+    r = s.realtime
+    return (r.max_joins_per_second, r.max_presence_events_per_second,
+            r.max_client_presence_events_per_window, r.client_presence_window_ms)  # fmt: skip
+
+
 def test_settings_from_env_and_json(tmp_path: Path) -> None:
-    s = load_settings(tmp_path, env={})
-    assert (
-        s.realtime.max_joins_per_second,
-        s.realtime.max_presence_events_per_second,
-        s.realtime.max_client_presence_events_per_window,
-        s.realtime.client_presence_window_ms,
-    ) == (100, 1000, 5, 30_000)
+    assert _limits(load_settings(tmp_path, env={})) == (100, 1000, 5, 30_000)
     params = {"maxJoinsPerSecond": 7, "maxPresenceEventsPerSecond": 8,
               "maxClientPresenceEventsPerWindow": 9, "clientPresenceWindowMs": 1000}  # fmt: skip
     path = tmp_path / "c.json"
     path.write_text(json.dumps({"supabase": {"realtime": {"params": params}}}))
     s = load_settings(tmp_path, config_file=path, env={"CLIENT_PRESENCE_MAX_CALLS": "3"})
-    assert (
-        s.realtime.max_joins_per_second,
-        s.realtime.max_presence_events_per_second,
-        s.realtime.max_client_presence_events_per_window,
-        s.realtime.client_presence_window_ms,
-    ) == (7, 8, 3, 1000)
+    assert _limits(s) == (7, 8, 3, 1000)
     s = load_settings(tmp_path, env={"TENANT_MAX_JOINS_PER_SECOND": "2",
                                      "CLIENT_PRESENCE_WINDOW_MS": "500"})  # fmt: skip
     assert (s.realtime.max_joins_per_second, s.realtime.client_presence_window_ms) == (2, 500)
 
 
 # ---------------------------------------------------------------------- joins per second
+
+
+async def _closed_with(s: Any, name: str, message: str) -> None:
+    """The channel `name` is closed by the server: the system error, then phx_close."""
+    topic = f"realtime:{name}"
+    system = await s.event(topic, "system")
+    assert system["payload"] == {
+        "extension": "system", "status": "error", "message": message, "channel": name,
+    }  # fmt: skip
+    await s.event(topic, "phx_close")
 
 
 async def test_joins_per_second(joins_rt: RT) -> None:
@@ -202,32 +207,19 @@ async def test_presence_events_per_second(presence_rt: RT) -> None:
             await s.event(f"realtime:{name}", "presence_diff")
         await _until(first + TICK + 0.5)
 
-        def closed_by(topic: str, name: str) -> Any:
-            async def check() -> None:
-                system = await s.event(topic, "system")
-                assert system["payload"] == {
-                    "extension": "system",
-                    "status": "error",
-                    "message": "Too many presence messages per second",
-                    "channel": name,
-                }
-                await s.event(topic, "phx_close")
-
-            return check()
-
         # Over: a track closes its channel...
         name = unique()
         join_ref, reply = await s.join(name)
         assert reply["status"] == "ok"
         ref = await s.send(f"realtime:{name}", "presence", _presence("track", {"n": 2}),
                            join_ref=join_ref)  # fmt: skip
-        await closed_by(f"realtime:{name}", name)
+        await _closed_with(s, name, "Too many presence messages per second")
         await s.nothing(lambda m: m["event"] == "phx_reply" and m["ref"] == ref, wait=0.3)
         # ...and so does a join with presence, once its reply is out; untrack is not limited.
         name = unique()
         _, reply = await s.join(name, {"presence": {"key": "", "enabled": True}})
         assert reply["status"] == "ok"
-        await closed_by(f"realtime:{name}", name)
+        await _closed_with(s, name, "Too many presence messages per second")
         name = unique()
         join_ref, _ = await s.join(name)
         ref = await s.send(f"realtime:{name}", "presence", _presence("untrack"),
@@ -261,14 +253,7 @@ async def test_client_presence_messages_per_window(presence_rt: RT) -> None:
         assert await s.reply(ref) == {"status": "ok", "response": {}}
         assert time.monotonic() - start < 2.5, "too slow to test a 3 s window"
         ref = await s.send(topic, "presence", _presence("track", {}), join_ref=join_ref)
-        system = await s.event(topic, "system")
-        assert system["payload"] == {
-            "extension": "system",
-            "status": "error",
-            "message": "Client presence rate limit exceeded",
-            "channel": name,
-        }
-        await s.event(topic, "phx_close")
+        await _closed_with(s, name, "Client presence rate limit exceeded")
         await s.nothing(lambda m: m["event"] == "phx_reply" and m["ref"] == ref, wait=0.3)
 
         # Another channel has its own window, and a window ends after its 3 s.

@@ -17,7 +17,7 @@ from supalite.db.embedded import EmbeddedPostgres
 from supalite.db.schema_cache import SchemaCache, load_schema_cache
 from supalite.gateway import Claims
 from supalite.rest.parse import parse_prefer, split_query_string
-from supalite.rest.service import RestContext, RestRequest, RestService
+from supalite.rest.service import RestContext, RestRequest, RestService, _Asked
 from supalite.rest.shapes import ShapeCache, shape_of
 
 SCHEMA = """
@@ -64,15 +64,16 @@ def _request(qs: str, **headers: str) -> RestRequest:
     )  # fmt: skip
 
 
+def _asked(req: RestRequest, prefer: tuple[str, ...]) -> _Asked:
+    return _Asked(req, "shapes", parse_prefer(list(prefer)), "json", None, prefer)
+
+
 def _shaped(svc: RestService, req: RestRequest, prefer: tuple[str, ...] = ()) -> Any:
-    items = split_query_string(req.query_string)
-    prefs = parse_prefer(list(prefer))
-    return svc._shaped_read(req, items, "shapes", prefs, "json", prefer)
+    return svc._shaped_read(_asked(req, prefer), split_query_string(req.query_string))
 
 
 def _fresh(svc: RestService, req: RestRequest, prefer: tuple[str, ...] = ()) -> Any:
-    items = split_query_string(req.query_string)
-    return svc._render_items(req, items, "shapes", parse_prefer(list(prefer)), "json")
+    return svc._render_items(_asked(req, prefer), split_query_string(req.query_string))
 
 
 @settings(

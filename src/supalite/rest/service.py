@@ -153,6 +153,18 @@ def _body_json(req: RestRequest) -> Any:
 
 
 @dataclass(frozen=True)
+class _Asked:
+    """A request with its headers read: the schema, the preferences, what to answer in."""
+
+    req: RestRequest
+    schema: str
+    prefs: Preferences
+    media: Media
+    plan: PlanMedia | None  # Accept: application/vnd.pgrst.plan — explain, don't answer
+    prefer: tuple[str, ...]  # the Prefer headers as sent
+
+
+@dataclass(frozen=True)
 class _Call:
     """One request as the service works on it: parsed, negotiated, with its planner."""
 
@@ -184,40 +196,32 @@ class RestService:
         prefs = parse_prefer(list(prefer))
         prefs.check_strict()
         media, plan = negotiate(req.headers.get("accept"), plan_enabled=settings.db_plan_enabled)
-        is_read = req.method in ("GET", "HEAD")
+        a = _Asked(req, schema, prefs, media, plan, prefer)
         items = split_query_string(req.query_string)
         shaped = None
-        if is_read and not req.rpc and plan is None:
-            shaped = self._shaped_read(req, items, schema, prefs, media, prefer)
+        if req.method in ("GET", "HEAD") and not req.rpc and plan is None:
+            shaped = self._shaped_read(a, items)
         if shaped is not None:
-            resp = await self._answer_read(req, schema, prefs, media, None, shaped)
+            resp = await self._answer_read(a, shaped)
         else:
-            resp = await self._unshaped(req, items, schema, prefs, media, plan)
+            resp = await self._unshaped(a, items)
         if profiled:
             resp.headers["Content-Profile"] = schema
         return resp
 
-    async def _unshaped(
-        self,
-        req: RestRequest,
-        items: list[tuple[str, str | None]],
-        schema: str,
-        prefs: Preferences,
-        media: Media,
-        plan: PlanMedia | None,
-    ) -> RestResponse:
+    async def _unshaped(self, a: _Asked, items: list[tuple[str, str | None]]) -> RestResponse:
+        req = a.req
         is_read = req.method in ("GET", "HEAD")
         q = parse_query(items, is_rpc_read=req.rpc and is_read)
-        planner = Planner(self.ctx.cache, schema, aggregates=self.ctx.settings.aggregates_enabled)
-        call = _Call(req, q, prefs, media, planner, schema, plan)
+        planner = Planner(self.ctx.cache, a.schema, aggregates=self.ctx.settings.aggregates_enabled)
+        call = _Call(req, q, a.prefs, a.media, planner, a.schema, a.plan)
         if req.method == "OPTIONS":
             return self._options(planner, req)
         if req.rpc:
             return await self._rpc(call)
         table = planner.table(req.resource)
         if is_read:
-            rendered = self._render_read(call, table)
-            return await self._answer_read(req, schema, prefs, media, plan, rendered)
+            return await self._answer_read(a, self._render_read(call, table))
         if req.method == "POST":
             return await self._insert(call, table)
         if req.method == "PATCH":
@@ -228,23 +232,15 @@ class RestService:
             return await self._put(call, table)
         raise ApiError(405, "PGRST117", f"Unsupported HTTP method: {req.method}")
 
-    def _shaped_read(
-        self,
-        req: RestRequest,
-        items: list[tuple[str, str | None]],
-        schema: str,
-        prefs: Preferences,
-        media: Media,
-        prefer: tuple[str, ...],
-    ) -> Rendered | None:
+    def _shaped_read(self, a: _Asked, items: list[tuple[str, str | None]]) -> Rendered | None:
         """The read rendered from its shape's template (shapes.py), making the template on
         the shape's first request; None when the read must be rendered the usual way."""
         shapes = self.ctx.shapes
         shape = shape_of(items) if shapes is not None else None
         if shapes is None or shape is None:
             return None
-        h = req.headers
-        key = (schema, req.resource, req.method, shape.key, media, prefer,
+        h = a.req.headers
+        key = (a.schema, a.req.resource, a.req.method, shape.key, a.media, a.prefer,
                h.get("range"), h.get("range-unit"))  # fmt: skip
         found = shapes.get(self.ctx.cache, key)
         if isinstance(found, Template):
@@ -252,27 +248,20 @@ class RestService:
         if found is not None:  # UNCACHEABLE
             return None
         try:
-            masked = self._render_items(req, list(shape.key), schema, prefs, media)
+            masked = self._render_items(a, list(shape.key))
         except (ParseError, ApiError):
             return None  # the request's own rendering says what is wrong
-        rendered = self._render_items(req, items, schema, prefs, media)
+        rendered = self._render_items(a, items)
         template = Template.build(masked, len(shape.values))
         same = template is not None and template.fill(shape.values) == rendered
         shapes.put(key, template if template is not None and same else UNCACHEABLE)
         return rendered
 
-    def _render_items(
-        self,
-        req: RestRequest,
-        items: list[tuple[str, str | None]],
-        schema: str,
-        prefs: Preferences,
-        media: Media,
-    ) -> Rendered:
+    def _render_items(self, a: _Asked, items: list[tuple[str, str | None]]) -> Rendered:
         q = parse_query(items)
-        planner = Planner(self.ctx.cache, schema, aggregates=self.ctx.settings.aggregates_enabled)
-        table = planner.table(req.resource)
-        return self._render_read(_Call(req, q, prefs, media, planner, schema), table)
+        planner = Planner(self.ctx.cache, a.schema, aggregates=self.ctx.settings.aggregates_enabled)
+        table = planner.table(a.req.resource)
+        return self._render_read(_Call(a.req, q, a.prefs, a.media, planner, a.schema), table)
 
     # ------------------------------------------------------------------ running
 
@@ -426,25 +415,18 @@ class RestService:
             (stmt, planned.sql), (tuple(p.values), tuple(planned.values)), (rng, planned.above)
         )
 
-    async def _answer_read(
-        self,
-        req: RestRequest,
-        schema: str,
-        prefs: Preferences,
-        media: Media,
-        plan: PlanMedia | None,
-        rendered: Rendered,
-    ) -> RestResponse:
+    async def _answer_read(self, a: _Asked, rendered: Rendered) -> RestResponse:
         rng, above = rendered.extra
         stmt, params = rendered.statements[0], list(rendered.params[0])
         planned = None
         if len(rendered.statements) > 1:
             planned = PlannedCount(rendered.statements[1], list(rendered.params[1]), above)
-        ctx = self._request_context(req, schema, read_only=True, prefs=prefs)
-        if plan is not None:
-            return await self._explain(req, plan, ctx, stmt, params)
-        row = await self._run(req, ctx, stmt, params, _single_check(media), planned=planned)
-        return self._read_response(req, row, rng, media, prefs)
+        req = a.req
+        ctx = self._request_context(req, a.schema, read_only=True, prefs=a.prefs)
+        if a.plan is not None:
+            return await self._explain(req, a.plan, ctx, stmt, params)
+        row = await self._run(req, ctx, stmt, params, _single_check(a.media), planned=planned)
+        return self._read_response(req, row, rng, a.media, a.prefs)
 
     def _read_response(
         self, req: RestRequest, row: asyncpg.Record, rng: RowRange, media: Media, prefs: Preferences
