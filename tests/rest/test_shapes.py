@@ -121,3 +121,12 @@ def test_values_with_meaning_are_part_of_the_shape() -> None:
         assert shape is None or shape.values == (), qs
     shape = shape_of(split_query_string("id=not.eq.5&b=gt.2020-01-01"))
     assert shape is not None and shape.values == ("5", "2020-01-01")
+
+
+def test_limits_are_literals_so_plans_are_reused(cache: SchemaCache) -> None:
+    # As a bind parameter the limit kept Postgres from ever settling on a generic plan.
+    svc = _service(cache, None)
+    rendered = _fresh(svc, _request("select=id&order=id&limit=5&offset=10"))
+    assert " LIMIT 5 OFFSET $" in rendered.statements[0]
+    assert 5 not in rendered.params[0] and 10 in rendered.params[0]
+    assert " LIMIT 1000" in _fresh(svc, _request("select=id")).statements[0]  # max-rows
