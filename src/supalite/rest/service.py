@@ -296,14 +296,18 @@ class RestService:
         after it ran, so the statement needs a transaction to roll back (a read that fails
         its check has nothing to undo).  With `planned`, the total the statement reports is
         replaced by the planner's estimate, as count=planned|estimated ask."""
-        async with self._statement(req, ctx, sql, params, atomic=atomic) as (conn, row):
-            assert row is not None
-            if check is not None:
-                check(row)  # raising here rolls the transaction back
-            if planned is not None and planned.wanted(row["total"]):
-                plan = await conn.fetchval(S.explain_rows(planned.sql), *planned.values)
-                row = _with_total(row, planned.total(row["total"], plan))
-            return row
+        pool = self.ctx.api_pool
+        try:
+            async with request_statement(pool, ctx, sql, params, atomic=atomic) as (conn, row):
+                assert row is not None
+                if check is not None:
+                    check(row)  # raising here rolls the transaction back
+                if planned is not None and planned.wanted(row["total"]):
+                    plan = await conn.fetchval(S.explain_rows(planned.sql), *planned.values)
+                    row = _with_total(row, planned.total(row["total"], plan))
+                return row
+        except asyncpg.PostgresError as e:
+            raise self._postgres_error(req, e) from e
 
     @asynccontextmanager
     async def _connection(
@@ -314,20 +318,6 @@ class RestService:
         try:
             async with request_transaction(self.ctx.api_pool, ctx, atomic=atomic) as conn:
                 yield conn
-        except asyncpg.PostgresError as e:
-            raise self._postgres_error(req, e) from e
-
-    @asynccontextmanager
-    async def _statement(
-        self, req: RestRequest, ctx: RequestContext, sql: str, params: list[Any], *, atomic: bool
-    ) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Record | None]]:
-        """The same, with the request's statement run on it (one round trip for a read that
-        repeats its connection's last settings: db/request.py)."""
-        try:
-            async with request_statement(
-                self.ctx.api_pool, ctx, sql, params, atomic=atomic
-            ) as conn_row:
-                yield conn_row
         except asyncpg.PostgresError as e:
             raise self._postgres_error(req, e) from e
 
@@ -485,7 +475,7 @@ class RestService:
             source = S.read_source(node, p, source="pgrst_mutation")
         else:
             source = "SELECT 1 FROM pgrst_mutation"
-        stmt = S.wrap_body(source, count_sql=None, media=media, extra=extra)
+        stmt = S.wrap_body(source, count_sql=None, media=media, extra=extra, read=False)
         return f"WITH pgrst_mutation AS ({dml}), " + stmt.removeprefix("WITH ")
 
     def _mutation_node(

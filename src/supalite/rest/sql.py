@@ -403,21 +403,26 @@ _BODIES = {
 }
 
 
-# What the statement's own SQL set for the response (PostgREST's response.* GUCs).
-# And the digest of the settings it ran under (db/request.py: request_statement).
-_RESPONSE_GUCS = (
+# What the statement's own SQL set for the response (PostgREST's response.* GUCs), and, for
+# whatever may be a read, the digest of the settings it ran under (db/request.py:
+# request_statement).
+_WRITE_GUCS = (
     "nullif(current_setting('response.headers', true), '') AS response_headers, "
-    f"nullif(current_setting('response.status', true), '') AS response_status, {SESSION_DIGEST}"
+    "nullif(current_setting('response.status', true), '') AS response_status"
 )
+_RESPONSE_GUCS = f"{_WRITE_GUCS}, {SESSION_DIGEST}"
 
 
-def wrap_body(source_sql: str, *, count_sql: str | None, media: str, extra: str = "") -> str:
+def wrap_body(
+    source_sql: str, *, count_sql: str | None, media: str, extra: str = "", read: bool = True
+) -> str:
     """The final statement: total, page size, and the body as one text in the media's shape."""
     total = f"({count_sql})" if count_sql else "NULL::bigint"
+    gucs = _RESPONSE_GUCS if read else _WRITE_GUCS
     return (
         f"WITH pgrst_source AS ({source_sql}) "
         f"SELECT {total} AS total, count(_postgrest_t) AS page_total, {_BODIES[media]} AS body, "
-        f"{_RESPONSE_GUCS}{extra} FROM pgrst_source AS _postgrest_t"
+        f"{gucs}{extra} FROM pgrst_source AS _postgrest_t"
     )
 
 
