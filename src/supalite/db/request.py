@@ -117,7 +117,7 @@ async def request_statement(
     """The request's connection with its first statement run (`request_transaction`'s rules),
     and that statement's row.  A read that is one statement (not atomic, no rollback, no
     pre-request function) costs one round trip when its connection's previous read had the
-    same settings; `sql` must then report SESSION_DIGEST (every Data API statement does)."""
+    same settings; `sql` must then report SESSION_DIGEST (every Data API read does)."""
     if atomic or ctx.rollback or ctx.pre_request or not ctx.read_only:
         async with request_transaction(pool, ctx, atomic=atomic) as conn:
             yield conn, await conn.fetchrow(sql, *params)
