@@ -9,8 +9,8 @@ Functions answer their own CORS, as on Supabase (the templates answer OPTIONS wi
 given is the allow-origin and exposed headers on a response that sets no allow-origin itself.
 
 Done as two Starlette middlewares (CORSMiddleware and a logging one), this layer cost about
-90 µs of a 360 µs Data API request: header objects built and parsed per request, and a send
-wrapper per layer.
+14 µs a request, measured alone; here about 9, most of it the log line's write.  The saving is
+the header objects built and parsed per request, and a send wrapper per layer.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class EdgeMiddleware:
     ) -> None:
         self.app = app
         self.log = log
-        self.allow_methods = frozenset(m.encode() for m in allow_methods)
+        methods = tuple(allow_methods)  # read twice below
+        self.allow_methods = frozenset(m.encode() for m in methods)
         self._cors = [
             (_ALLOW_ORIGIN, b"*"),
             (b"access-control-expose-headers", ", ".join(expose_headers).encode()),
@@ -56,7 +57,7 @@ class EdgeMiddleware:
         self._preflight = [
             (_VARY, _PREFLIGHT_VARY),
             (_ALLOW_ORIGIN, b"*"),
-            (b"access-control-allow-methods", ", ".join(allow_methods).encode()),
+            (b"access-control-allow-methods", ", ".join(methods).encode()),
             (b"access-control-max-age", str(max_age).encode()),
         ]
 

@@ -212,14 +212,12 @@ class RestService:
     async def _unshaped(self, a: _Asked, items: list[tuple[str, str | None]]) -> RestResponse:
         req = a.req
         is_read = req.method in ("GET", "HEAD")
-        q = parse_query(items, is_rpc_read=req.rpc and is_read)
-        planner = Planner(self.ctx.cache, a.schema, aggregates=self.ctx.settings.aggregates_enabled)
-        call = _Call(req, q, a.prefs, a.media, planner, a.schema, a.plan)
+        call = self._call(a, items, is_rpc_read=req.rpc and is_read)
         if req.method == "OPTIONS":
-            return self._options(planner, req)
+            return self._options(call.planner, req)
         if req.rpc:
             return await self._rpc(call)
-        table = planner.table(req.resource)
+        table = call.planner.table(req.resource)
         if is_read:
             return await self._answer_read(a, self._render_read(call, table))
         if req.method == "POST":
@@ -258,10 +256,16 @@ class RestService:
         return rendered
 
     def _render_items(self, a: _Asked, items: list[tuple[str, str | None]]) -> Rendered:
-        q = parse_query(items)
+        call = self._call(a, items)
+        return self._render_read(call, call.planner.table(a.req.resource))
+
+    def _call(
+        self, a: _Asked, items: list[tuple[str, str | None]], *, is_rpc_read: bool = False
+    ) -> _Call:
+        """The request parsed, with a planner for its schema."""
+        q = parse_query(items, is_rpc_read=is_rpc_read)
         planner = Planner(self.ctx.cache, a.schema, aggregates=self.ctx.settings.aggregates_enabled)
-        table = planner.table(a.req.resource)
-        return self._render_read(_Call(a.req, q, a.prefs, a.media, planner, a.schema), table)
+        return _Call(a.req, q, a.prefs, a.media, planner, a.schema, a.plan)
 
     # ------------------------------------------------------------------ running
 
