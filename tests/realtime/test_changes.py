@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -214,6 +215,24 @@ async def test_publication_membership(sockets: Any, rt: RT) -> None:
         "alter publication supabase_realtime drop table quiet; insert into quiet values (3)"
     )
     await s.nothing(of_type("INSERT", "quiet"))
+
+
+async def test_slot_moves_past_writes_to_unpublished_tables(rt: RT) -> None:
+    """Writes that publish nothing must not pin the slot: it would keep their WAL on disk for
+    ever, and every read of the slot would decode all of it again."""
+    await rt.sql("insert into quiet select g from generate_series(1000, 1999) g")
+    written = (await rt.fetch("select pg_current_wal_flush_lsn()::text as lsn"))[0]["lsn"]
+    moved = (
+        "select confirmed_flush_lsn >= $1::text::pg_lsn as moved from pg_replication_slots"
+        " where slot_name = 'supalite_realtime'"
+    )
+    for _ in range(100):
+        if (await rt.fetch(moved, written))[0]["moved"]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the slot stayed behind writes that publish nothing")
+    await rt.sql("delete from quiet where id >= 1000")
 
 
 async def test_schema_wide_subscription(sockets: Any, rt: RT) -> None:

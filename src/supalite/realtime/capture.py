@@ -31,6 +31,9 @@ SLOT = "supalite_realtime"
 _JSON_TYPES = {114, 3802}  # json, jsonb: their text is parsed so the row keeps objects
 _BATCH = 2000
 _IDLE_POLL = 0.02  # seconds between slot reads when nothing is happening
+# Seconds between moves of the slot past WAL that published nothing: a move is a decoding
+# session from the slot's restart point, as costly as a read.
+_ADVANCE_EVERY = 1.0
 
 
 def lsn_text(lsn: int) -> str:
@@ -140,15 +143,30 @@ class Capture:
         stored = lsn_int(stored_text) if stored_text else 0
         pruned = 0.0
         loop = asyncio.get_running_loop()
-        # The WAL position when a read of the slot last found nothing: while the server has
-        # written no WAL since, there is nothing to decode, and asking costs a round trip
-        # instead of a decoding session (which kept an idle server's Postgres 9% busy).
-        quiet_at: str | None = None
+        # How far the WAL is known to hold nothing to capture: as far as it was flushed when
+        # a read of the slot that found nothing began (a read decodes at least that far), or
+        # when the publication had no table.  While nothing is written past it, there is
+        # nothing to decode, and asking costs a round trip instead of a decoding session
+        # (which kept an idle server's Postgres 9% busy).
+        covered = ""
+        slot_at, moved = 0, 0.0  # where this loop last moved the slot to, and when
         while True:
-            position = await conn.fetchval(sql.WAL_POSITION)
-            rows = [] if position == quiet_at else await conn.fetch(sql.SLOT_PEEK, SLOT, _BATCH)
-            quiet_at = None if rows else position
+            position, flushed, publishing = await conn.fetchrow(sql.WAL_POSITION)
+            rows = []
+            if not publishing:
+                # No table to read changes of (one published, written and unpublished again
+                # between two polls is missed).
+                covered = flushed
+            elif position != covered:
+                rows = await conn.fetch(sql.SLOT_PEEK, SLOT, _BATCH)
+                covered = covered if rows else flushed
             if not rows:
+                if lsn_int(covered) > slot_at and loop.time() - moved > _ADVANCE_EVERY:
+                    # Move the slot past WAL that published nothing, or it keeps the WAL of
+                    # writes to unpublished tables on disk for ever, and every read decodes
+                    # all of it again (40% of a core under a write load).
+                    await conn.execute(sql.SLOT_ADVANCE, SLOT, covered)
+                    slot_at, moved = lsn_int(covered), loop.time()
                 if loop.time() - pruned > 60:
                     await conn.execute(sql.CHANGES_PRUNE)
                     await conn.execute(sql.BUS_PRUNE)
@@ -165,8 +183,9 @@ class Capture:
                 stored = max(stored, last_commit)
                 if bodies:
                     self._on_stored()
-            if end:
+            if end > slot_at:
                 await conn.execute(sql.SLOT_ADVANCE, SLOT, lsn_text(end))
+                slot_at = end
 
     @staticmethod
     def _decode(rows: list[asyncpg.Record], stored: int) -> tuple[list[dict[str, Any]], int, int]:

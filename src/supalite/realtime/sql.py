@@ -51,7 +51,13 @@ SLOT_PEEK = (
     "select lsn::text, data from pg_logical_slot_peek_binary_changes($1, NULL, $2,"
     " 'proto_version', '1', 'publication_names', 'supabase_realtime')"
 )
-WAL_POSITION = "select pg_current_wal_insert_lsn()::text"
+# Where the WAL is written to (has anything happened since a read found nothing?), where it
+# is flushed to (a read of the slot decodes at least that far), and whether the publication
+# has any table to read changes of.
+WAL_POSITION = (
+    "select pg_current_wal_insert_lsn()::text, pg_current_wal_flush_lsn()::text,"
+    " exists (select from pg_publication_tables where pubname = 'supabase_realtime')"
+)
 SLOT_ADVANCE = "select pg_replication_slot_advance($1, $2::text::pg_lsn)"
 WAL_LEVEL = "select current_setting('wal_level')"
 CAPTURED_LSN = "select commit_lsn::text from _supalite.realtime_capture where slot = $1"
