@@ -252,3 +252,28 @@ def test_bad_env_value_names_variable(tmp_path: Path) -> None:
         load_settings(tmp_path, env={"SUPALITE_PORT": "eighty"})
     with pytest.raises(ConfigError, match="DATABASE_URL: bad value"):
         load_settings(tmp_path, env={"DATABASE_URL": "mysql://x"})
+
+
+def test_image_transformation_settings(tmp_path: Path) -> None:
+    """`[storage.image_transformation] enabled` as the CLI writes it, Storage's env names
+    (IMAGE_TRANSFORMATION_ENABLED wins over ENABLE_IMAGE_TRANSFORMATION), and the limits under
+    the names Supabase's Storage and its imgproxy read."""
+    s = load_settings(tmp_path, env={}).storage
+    assert s.image_transformation_enabled is True and s.image_max_size is None
+    write_toml(tmp_path, "[storage.image_transformation]\nenabled = false\n")
+    assert load_settings(tmp_path, env={}).storage.image_transformation_enabled is False
+    env = {"ENABLE_IMAGE_TRANSFORMATION": "true"}
+    assert load_settings(tmp_path, env=env).storage.image_transformation_enabled is True
+    env["IMAGE_TRANSFORMATION_ENABLED"] = "false"
+    assert load_settings(tmp_path, env=env).storage.image_transformation_enabled is False
+    s = load_settings(tmp_path, env={
+        "IMG_LIMITS_MIN_SIZE": "4", "IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE": "2000",
+        "IMGPROXY_MAX_SRC_RESOLUTION": "16.8", "IMGPROXY_MAX_SRC_FILE_SIZE": "25000000",
+    }).storage  # fmt: skip
+    assert (s.image_min_size, s.image_max_size) == (4, 2000)
+    assert (s.image_max_source_pixels, s.image_max_source_bytes) == (16_800_000, 25_000_000)
+    for name, value in (("IMGPROXY_MAX_SRC_RESOLUTION", "lots"),
+                        ("IMGPROXY_MAX_SRC_RESOLUTION", "-1"),
+                        ("IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE", "0")):  # fmt: skip
+        with pytest.raises(ConfigError, match=f"{name}: bad value"):
+            load_settings(tmp_path, env={name: value})

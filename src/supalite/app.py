@@ -44,9 +44,10 @@ from supalite.storage.context import StorageContext
 _EXPOSE_HEADERS = [
     "Content-Range", "Range-Unit", "Content-Profile", "Content-Location", "Preference-Applied",
     "Location", "X-Supabase-Api-Version", "x-sb-error-code", "X-Total-Count", "Link",
-    # TUS resumable uploads (Storage): what tus-js-client reads in a browser.
+    # TUS resumable uploads (Storage): what tus-js-client reads in a browser — the response
+    # headers of @tus/server's EXPOSED_HEADERS, which Supabase's TUS endpoint sends.
     "Upload-Offset", "Upload-Length", "Upload-Expires", "Upload-Metadata", "Tus-Resumable",
-    "Tus-Version", "Tus-Extension", "Tus-Max-Size",
+    "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Upload-Concat", "Upload-Defer-Length",
 ]  # fmt: skip
 
 

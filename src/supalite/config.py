@@ -137,6 +137,13 @@ class StorageSettings:
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = field(default=None, repr=False)  # never printed
     s3_prefix: str = ""
+    # Image transformations (/render/image): off answers their routes as Supabase does when
+    # ENABLE_IMAGE_TRANSFORMATION is false.  The limits, None: transform.Limits' defaults.
+    image_transformation_enabled: bool = True
+    image_min_size: int | None = None  # px (IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE)
+    image_max_size: int | None = None  # px (IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE)
+    image_max_source_pixels: int | None = None  # (IMGPROXY_MAX_SRC_RESOLUTION, megapixels)
+    image_max_source_bytes: int | None = None  # (IMGPROXY_MAX_SRC_FILE_SIZE)
 
 
 @dataclass(frozen=True)
@@ -282,6 +289,19 @@ def _size(v: Any) -> int:
     if n <= 0:
         raise ValueError("must be positive")
     return n
+
+
+def _megapixels(v: Any) -> int:
+    """imgproxy's resolution limits: megapixels, fractions allowed ('16.8'); in pixels."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise ValueError("expected a number of megapixels")
+    try:
+        n = float(v)
+    except ValueError:
+        raise ValueError("expected a number of megapixels") from None
+    if not 0 < n < 1e6:
+        raise ValueError("must be a positive number of megapixels")
+    return int(n * 1_000_000)
 
 
 def _duration(v: Any) -> float:
@@ -565,6 +585,17 @@ FIELDS: tuple[Field, ...] = (
     Field("storage.s3_secret_access_key", _optional_str, toml="storage.s3.secret_access_key",
           env=("AWS_SECRET_ACCESS_KEY",)),
     Field("storage.s3_prefix", _str, toml="storage.s3.prefix"),
+    # Image transformations: the CLI's key, and the env names of Supabase's Storage
+    # (src/config.ts) and of the imgproxy it runs (as the CLI and docker-compose set them).
+    Field("storage.image_transformation_enabled", _bool,
+          toml="storage.image_transformation.enabled",
+          env=("IMAGE_TRANSFORMATION_ENABLED", "ENABLE_IMAGE_TRANSFORMATION")),
+    Field("storage.image_min_size", _int(1, 100_000),
+          env=("IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE", "IMG_LIMITS_MIN_SIZE")),
+    Field("storage.image_max_size", _int(1, 100_000),
+          env=("IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE", "IMG_LIMITS_MAX_SIZE")),
+    Field("storage.image_max_source_pixels", _megapixels, env=("IMGPROXY_MAX_SRC_RESOLUTION",)),
+    Field("storage.image_max_source_bytes", _size, env=("IMGPROXY_MAX_SRC_FILE_SIZE",)),
     Field("cron.enabled", _bool, toml="cron.enabled", env=("SUPALITE_CRON_ENABLED",)),
     Field("cron.job_timeout", _duration, toml="cron.job_timeout",
           env=("SUPALITE_CRON_JOB_TIMEOUT",)),

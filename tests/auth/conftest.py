@@ -132,7 +132,9 @@ def query(location: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
 
 
-def start_server(root: Path, edit: Callable[[str], str] = lambda s: s) -> LiveServer:
+def start_server(
+    root: Path, edit: Callable[[str], str] = lambda s: s, env: dict[str, str] | None = None
+) -> LiveServer:
     assert supalite("init", cwd=root).returncode == 0
     cfg = root / "supabase" / "config.toml"
     text = (
@@ -142,7 +144,7 @@ def start_server(root: Path, edit: Callable[[str], str] = lambda s: s) -> LiveSe
         .replace("enable_anonymous_sign_ins = false", "enable_anonymous_sign_ins = true")
     )
     cfg.write_text(edit(text))
-    return LiveServer(root).start()
+    return LiveServer(root, env=env).start()
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,11 @@ headers, `uploadDataDuringCreation`, `removeFingerprintOnSuccess`, 6 MB chunks, 
 `js/tus.mjs` signs a user in with supabase-js and, with the folder policy from Supabase's docs
 on the private bucket, uploads a file of more than two chunks; aborts a second upload after its
 first chunk and resumes it with a new Upload on the same URL (HEAD, then PATCH from the
-server's offset); and sees RLS and `x-upsert: false` refusals as tus-js-client reports them.
-Each check is one test here.
+server's offset); sees RLS and `x-upsert: false` refusals as tus-js-client reports them; and
+does the same through a signed upload URL as Supabase's docs show it (`createSignedUploadUrl`,
+then `/upload/resumable/sign` with the token in `x-signature` and no authorization header): an
+upload aborted after one chunk and resumed, and the refusals of a token for another object, a
+forged token and none.  Each check is one test here.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from tests.compat.conftest import HERE
 from tests.storage.conftest import FOLDER_POLICY, make_storage_server
 
 JS_DIR = HERE / "js"
-CHECKS = ["upload_in_chunks", "resume_after_abort", "rls_refused", "upsert_conflict"]
+CHECKS = [
+    "upload_in_chunks",
+    "resume_after_abort",
+    "rls_refused",
+    "upsert_conflict",
+    "signed_resume_after_abort",
+    "signed_refused",
+]
 
 
 def bigger_limit(text: str) -> str:
@@ -67,11 +77,22 @@ def outcomes(auth_server_factory: Callable[..., AuthServer]) -> dict[str, Any]: 
     # Nothing unfinished is left: the aborted upload was resumed to its end.
     left = s.auth.sql("select id from _supalite.storage_tus_uploads where not done")
     out["_unfinished"] = [r["id"] for r in left]
+    # Whoever signed the upload URL owns what was uploaded through it (alice, as on Supabase).
+    owners = s.auth.sql(
+        "select owner_id from storage.objects where bucket_id = 'private' and name = $1",
+        f"{s['alice'].uid}/signed.bin",
+    )
+    out["_signed_owner"] = [r["owner_id"] for r in owners]
+    out["_alice"] = s["alice"].uid
     return out
 
 
 def test_suite_is_complete(outcomes: dict[str, Any]) -> None:
     assert [k for k in outcomes if not k.startswith("_")] == CHECKS
+
+
+def test_signed_upload_is_owned_by_the_signer(outcomes: dict[str, Any]) -> None:
+    assert outcomes["_signed_owner"] == [outcomes["_alice"]]
 
 
 def test_nothing_unfinished_left(outcomes: dict[str, Any]) -> None:

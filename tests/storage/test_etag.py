@@ -1,8 +1,10 @@
 """ETags as Supabase Storage makes them, on both backends: S3's ETag of the bytes — their MD5,
 quoted — in the `ETag` header, in `metadata.eTag` and in the info `etag`, for every way an
 object is written (plain upload, multipart form, upsert, copy, move, signed upload URL, TUS),
-and `If-None-Match` with it answers 304.  (Multipart uploads to S3, whose ETag is not an MD5,
-are in test_s3_backend.py: the HTTP tests' size limit stays below a part.)"""
+and `If-None-Match` with it answers 304.  An upload large enough to go to S3 as a multipart
+upload has S3's multipart ETag instead (`"<md5 of the parts' MD5s>-<parts>"`), the same for the
+same bytes however they arrived: checked through HTTP on a server of its own, whose global
+limit is above one part (the other HTTP tests' 5 MiB stays below it)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,15 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Callable
 
 import pytest
 
-from tests.storage.conftest import StorageServer
+from tests.auth.conftest import AuthServer
+from tests.storage.conftest import StorageServer, make_storage_server
+from tests.storage.s3server import MotoS3
+
+S3_PART = 8 * 1024 * 1024  # the S3 backend's part size (docs/storage.md)
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +41,16 @@ def row_etag(s: StorageServer, name: str) -> str:
     return str(json.loads(rows[0]["metadata"])["eTag"])
 
 
-def assert_etag(s: StorageServer, name: str, data: bytes) -> None:
-    """Every place the ETag shows is the MD5 of `data`, and the download serves `data`."""
-    want = md5_etag(data)
+def multipart_etag(data: bytes, part: int) -> str:
+    """S3's ETag of a multipart upload cut into `part`-byte parts, computed here."""
+    digests = [hashlib.md5(data[i : i + part]).digest() for i in range(0, len(data), part)]
+    return f'"{hashlib.md5(b"".join(digests)).hexdigest()}-{len(digests)}"'
+
+
+def assert_etag(s: StorageServer, name: str, data: bytes, want: str | None = None) -> None:
+    """Every place the ETag shows is `want` (default: the MD5 of `data`), and the download
+    serves `data`."""
+    want = want or md5_etag(data)
     d = s.download("service", "tags", name)
     assert d.status_code == 200 and d.content == data
     assert d.headers["etag"] == want
@@ -126,3 +140,35 @@ def test_tus_upload_etag(s: StorageServer) -> None:
                             "Content-Type": "application/offset+octet-stream"})  # fmt: skip
         assert r.status_code == 204, r.text
     assert_etag(s, "tus.bin", data)
+
+
+@pytest.fixture(scope="module")
+def s3_big(auth_server_factory: Callable[..., AuthServer], moto_s3: MotoS3) -> StorageServer:
+    """A server on the S3 backend whose global limit lets an upload span two parts."""
+
+    def factory(edit: Callable[[str], str]) -> AuthServer:
+        return auth_server_factory(
+            lambda text: edit(text).replace('file_size_limit = "5MiB"', 'file_size_limit = "20MiB"')
+        )
+
+    s = make_storage_server(factory, "s3", moto_s3)
+    r = s.call("service", "POST", "/bucket", json={"name": "tags"})
+    assert r.status_code == 200, r.text
+    return s
+
+
+def test_s3_multipart_upload_etag_through_http(s3_big: StorageServer) -> None:
+    data = os.urandom(S3_PART + 1)  # the smallest body that goes up in two parts
+    want = multipart_etag(data, S3_PART)
+    assert want.endswith('-2"') and want != md5_etag(data)
+    r = s3_big.upload("service", "tags", "big.bin", data, "application/octet-stream")
+    assert r.status_code == 200, r.text
+    assert_etag(s3_big, "big.bin", data, want)
+    # As a multipart form (storage-js's way), where the file's bytes start at an offset of the
+    # body: the parts, and so the ETag, are the same.
+    r = s3_big.call("service", "POST", "/object/tags/form.bin",
+                    files={"file": ("form.bin", data, "application/octet-stream")})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert_etag(s3_big, "form.bin", data, want)
+    r = s3_big.download("service", "tags", "form.bin", headers={"If-None-Match": want})
+    assert r.status_code == 304 and r.headers["etag"] == want

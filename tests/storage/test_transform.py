@@ -1,13 +1,17 @@
 """Image transformations (`/render/image/{public|authenticated|sign}/…`) against a live server,
 on both backends: each resize mode's geometry, format negotiation, quality, Supabase's errors
 for bad options and bad sources, the size bounds, the result cache (hits, and no stale result
-after a new upload), and access exactly as the matching `/object/…` download decides it."""
+after a new upload), access exactly as the matching `/object/…` download decides it,
+`If-None-Match` (304 before any rendering) and HEAD.  On servers of their own: the limits as
+configured through Supabase's settings, and `[storage.image_transformation] enabled = false`
+(the render routes are not there, as on Supabase)."""
 
 from __future__ import annotations
 
 import io
 import os
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +21,15 @@ import pytest
 from PIL import Image
 
 from supalite.storage import transform as T
-from tests.storage.conftest import FOLDER_POLICY, StorageServer, storage_error
+from tests.auth.conftest import AuthServer, start_server
+from tests.storage.conftest import (
+    FOLDER_POLICY,
+    STORAGE_TOML,
+    StorageServer,
+    Who,
+    storage_error,
+    with_storage,
+)
 
 GREEN, RED, BLUE = (0, 255, 0), (255, 0, 0), (0, 0, 255)
 
@@ -250,6 +262,155 @@ def test_access(s: StorageServer) -> None:
         "400", "InvalidSignature",
     )  # fmt: skip
     storage_error(s.http.get(path), "400", "InvalidRequest")
+
+
+def test_if_none_match_is_304_before_rendering(s: StorageServer) -> None:
+    first = render(s, "pics/stripes.png", width=90, format="origin")
+    etag = first.headers["etag"]
+    assert image(first).size == (90, 45)
+    before = _cache_files(s)
+    # The source's ETag: current whatever the options, so options never rendered yet (no
+    # cache entry appears) answer 304 too; the answer keeps the response's caching headers.
+    for who, kind in ((None, "public"), ("service", "authenticated")):
+        for inm in (etag, f'"other", {etag}', "*"):
+            r = s.call(who, "GET", f"/render/image/{kind}/pics/stripes.png",
+                       params={"width": 91}, headers={"If-None-Match": inm})  # fmt: skip
+            assert (r.status_code, r.content) == (304, b""), (kind, inm, r.text)
+            assert r.headers["etag"] == etag and r.headers["cache-control"]
+            assert "Accept" in r.headers["vary"]
+    assert _cache_files(s) == before
+    # Another tag (a stale copy): the image.
+    params = {"width": 90, "format": "origin"}
+    stale = s.call(None, "GET", "/render/image/public/pics/stripes.png", params=params,
+                   headers={"If-None-Match": '"x"'})  # fmt: skip
+    assert stale.status_code == 200 and stale.content == first.content
+    # Through a signed URL too (its Expires kept on the 304).
+    signed = s.call("service", "POST", "/object/sign/pics/stripes.png",
+                    json={"expiresIn": 60, "transform": {"width": 30}})  # fmt: skip
+    url = "/storage/v1" + signed.json()["signedURL"]
+    r = s.http.get(url, headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.headers["etag"] == etag and "expires" in r.headers
+    assert image(s.http.get(url)).size == (30, 15)
+
+
+def test_head_has_the_headers_of_get(s: StorageServer) -> None:
+    webp = {"accept": "image/webp"}
+    cases: list[tuple[str, dict[str, object]]] = [
+        ("public/pics/stripes.png", {"width": 70}),
+        ("public/pics/stripes.jpg", {"width": 70, "format": "origin"}),
+    ]
+    for path, params in cases:
+        got = s.http.get(f"/storage/v1/render/image/{path}", params=params, headers=webp)
+        head = s.http.head(f"/storage/v1/render/image/{path}", params=params, headers=webp)
+        assert (head.status_code, head.content) == (200, b""), head.text
+        for name in ("content-type", "content-length", "etag", "cache-control",
+                     "x-transformations", "last-modified"):  # fmt: skip
+            assert head.headers[name] == got.headers[name], name
+        assert int(head.headers["content-length"]) == len(got.content)
+    mine = f"{s['alice'].uid}/head.png"
+    assert s.upload("alice", "private", mine, striped(), "image/png").status_code == 200
+    r = s.call("alice", "HEAD", f"/render/image/authenticated/private/{mine}", params={"width": 8})
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    r = s.call("bob", "HEAD", f"/render/image/authenticated/private/{mine}", params={"width": 8})
+    assert r.status_code == 400 and r.content == b""  # NoSuchKey, without its body
+    etag = s.http.get("/storage/v1/object/public/pics/stripes.png").headers["etag"]
+    r = s.http.head("/storage/v1/render/image/public/pics/stripes.png",
+                    params={"width": 8}, headers={"If-None-Match": etag})  # fmt: skip
+    assert r.status_code == 304 and r.headers["etag"] == etag
+
+
+def _server(auth: AuthServer) -> StorageServer:
+    """A disk-backed storage server of its own with the service and anon callers, and a
+    public bucket holding the striped PNG."""
+    s = StorageServer(auth)
+    s.callers["service"] = Who("service", auth.service)
+    s.callers["anon"] = Who("anon", auth.anon)
+    r = s.call("service", "POST", "/bucket", json={"name": "pics", "public": True})
+    assert r.status_code == 200, r.text
+    assert s.upload("service", "pics", "stripes.png", striped(), "image/png").status_code == 200
+    return s
+
+
+# Supabase's settings: Storage's own for the output size, imgproxy's for the source (as the
+# Supabase CLI and the self-hosted compose file set them).
+LIMITS_ENV = {
+    "IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE": "120",
+    "IMAGE_TRANSFORMATION_LIMIT_MIN_SIZE": "16",
+    "IMGPROXY_MAX_SRC_RESOLUTION": "0.05",  # megapixels: 50 000 px, below the 400×200 stripes
+    "IMGPROXY_MAX_SRC_FILE_SIZE": "2000",
+}
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StorageServer]:
+    server = start_server(tmp_path_factory.mktemp("render"), with_storage, LIMITS_ENV)
+    s = _server(AuthServer(server, server.client()))
+    yield s
+    s.http.close()
+    s.server.stop()
+
+
+def test_configured_limits(limited: StorageServer) -> None:
+    s = limited
+    small = io.BytesIO()
+    Image.new("RGB", (200, 100), RED).save(small, "PNG")  # 20 000 px, a few hundred bytes
+    assert len(small.getvalue()) < 2000
+    assert (
+        s.upload("service", "pics", "small.png", small.getvalue(), "image/png").status_code == 200
+    )
+    # Sizes clamped to 16..120 instead of 1..2500.
+    r = render(s, "pics/small.png", width=150, format="origin")
+    assert image(r).size == (120, 60) and r.headers["x-transformations"].startswith("width:120")
+    r = render(s, "pics/small.png", width=4, format="origin")
+    assert image(r).size == (16, 8)
+    # Signed URLs are clamped the same way when signed.
+    signed = s.call("service", "POST", "/object/sign/pics/small.png",
+                    json={"expiresIn": 60, "transform": {"width": 500}})  # fmt: skip
+    token = parse_qs(urlsplit(signed.json()["signedURL"]).query)["token"][0]
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["transformations"].startswith("width:120,")
+    # The source bounds: 80 000 px is over 0.05 MP; a file over 2000 bytes is too large.
+    body = storage_error(render(s, "pics/stripes.png", width=10), "400", "InvalidRequest")
+    assert body["message"] == T.RESOLUTION_TOO_BIG
+    noisy = io.BytesIO()
+    Image.frombytes("RGB", (60, 60), os.urandom(60 * 60 * 3)).save(noisy, "PNG")
+    assert len(noisy.getvalue()) > 2000
+    assert (
+        s.upload("service", "pics", "noisy.png", noisy.getvalue(), "image/png").status_code == 200
+    )
+    body = storage_error(render(s, "pics/noisy.png", width=10), "400", "InvalidRequest")
+    assert body["message"] == T.SOURCE_TOO_BIG
+
+
+def image_transformation_off(text: str) -> str:
+    return with_storage(text, STORAGE_TOML + "\n[storage.image_transformation]\nenabled = false\n")
+
+
+@pytest.fixture(scope="module")
+def render_off(auth_server_factory: Callable[..., AuthServer]) -> StorageServer:
+    return _server(auth_server_factory(image_transformation_off))
+
+
+def test_disabled_render_routes_are_not_there(render_off: StorageServer) -> None:
+    s = render_off
+    assert s.download("service", "pics", "stripes.png").status_code == 200
+    for method in ("GET", "HEAD"):
+        for who, path in (
+            (None, "/render/image/public/pics/stripes.png?width=10"),
+            ("service", "/render/image/authenticated/pics/stripes.png"),
+            (None, "/render/image/sign/pics/stripes.png?token=x"),
+            (None, "/render/image/authenticated/pics/stripes.png"),  # no JWT: still not there
+        ):
+            r = s.call(who, method, path)
+            assert r.status_code == 404, (method, path, r.text)
+            if method == "GET":
+                assert r.json() == {
+                    "statusCode": "404", "error": "Not Found", "code": "InvalidRequest",
+                    "message": f"Route GET:{path} not found",
+                }  # fmt: skip
+    assert not (s.server.project / "supabase" / ".supalite" / "render-cache").exists()
+    r = s.call("service", "GET", "/config")
+    assert r.json()["features"]["imageTransformation"] == {"enabled": False}
 
 
 # ------------------------------------------------------------------------------ no server

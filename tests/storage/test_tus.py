@@ -128,6 +128,34 @@ def test_options_advertises_the_protocol(s: StorageServer) -> None:
     assert r.headers["tus-max-size"] == str(5 * 1024 * 1024)
 
 
+# The response headers of @tus/server's EXPOSED_HEADERS (what Supabase's TUS endpoint sends in
+# Access-Control-Expose-Headers), and Upload-Expires: what tus-js-client reads in a browser.
+TUS_EXPOSED = [
+    "Location", "Tus-Extension", "Tus-Max-Size", "Tus-Resumable", "Tus-Version", "Upload-Concat",
+    "Upload-Defer-Length", "Upload-Length", "Upload-Metadata", "Upload-Offset", "Upload-Expires",
+]  # fmt: skip
+
+
+def test_tus_headers_are_exposed_to_browsers(s: StorageServer) -> None:
+    origin = {"Origin": "https://app.example"}
+
+    def exposed(r: httpx.Response) -> set[str]:
+        assert r.headers["access-control-allow-origin"] == "*"
+        return {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+
+    want = {h.lower() for h in TUS_EXPOSED}
+    r = s.http.request("OPTIONS", "/storage/v1/upload/resumable", headers=origin)
+    assert r.status_code == 204 and exposed(r) >= want
+    r = s.call("service", "POST", "/upload/resumable", headers={**TUS, **origin,
+               "Upload-Length": "5", "Upload-Metadata": meta(bucketName="docs",
+               objectName="tus/cors.txt")})  # fmt: skip
+    assert r.status_code == 201 and exposed(r) >= want
+    h = s.call("service", "HEAD", at(r.headers["location"]), headers={**TUS, **origin})
+    assert h.status_code == 200 and exposed(h) >= want
+    d = s.call("service", "DELETE", at(r.headers["location"]), headers=TUS)
+    assert d.status_code == 204
+
+
 def test_create_patch_in_chunks_and_head(s: StorageServer) -> None:
     data = os.urandom(300_000)
     user_md = json.dumps({"k": "v"})

@@ -90,7 +90,7 @@ def describe(st: StorageSettings) -> dict[str, Any]:
     return {
         "fileSizeLimit": st.file_size_limit,
         "features": {
-            "imageTransformation": {"enabled": True},  # /render/image is always served
+            "imageTransformation": {"enabled": st.image_transformation_enabled},
             "s3Protocol": {"enabled": False},  # not implemented (docs/storage.md)
         },
         "backend": backend,

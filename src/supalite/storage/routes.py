@@ -9,6 +9,7 @@ with the logical status in the body; see `errors.py`).
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -259,6 +260,14 @@ def _disposition(download: str | None) -> str | None:
     return f"attachment; filename={name}; filename*=UTF-8''{name}"
 
 
+def _not_modified(request: Request, obj: objects.ObjectRow) -> bool:
+    """`If-None-Match` names the object's ETag (or is `*`): the client's copy is current."""
+    inm = request.headers.get("if-none-match")
+    if not inm or not obj.etag:
+        return False
+    return inm.strip() == "*" or obj.etag in [t.strip() for t in inm.split(",")]
+
+
 async def _send_object(
     request: Request,
     find: Callable[[], Awaitable[objects.ObjectRow]],
@@ -279,8 +288,7 @@ async def _send_object(
     disposition = _disposition(request.query_params.get("download"))
     if disposition:
         headers["Content-Disposition"] = disposition
-    inm = request.headers.get("if-none-match")
-    if inm and obj.etag and (inm.strip() == "*" or obj.etag in [t.strip() for t in inm.split(",")]):
+    if _not_modified(request, obj):
         return Response(status_code=304, headers=headers)
     headers["Content-Type"] = obj.mimetype
     if request.method == "HEAD":
@@ -327,10 +335,9 @@ async def object_sign(request: Request) -> Response:
     bucket_id, name = request.path_params["bucket"], request.path_params["path"]
     if request.method == "POST":
         body = await _read_json(request)
+        claims = functools.partial(transform.sign_claims, limits=transform.limits_for(ctx.settings))
         return _json(
-            await objects.sign_one(
-                ctx, _caller(request), bucket_id, name, body, transform=transform.sign_claims
-            )
+            await objects.sign_one(ctx, _caller(request), bucket_id, name, body, transform=claims)
         )
     token = request.query_params.get("token")
     exp = objects.verify_download(ctx, bucket_id, name, token)
@@ -374,27 +381,55 @@ async def object_info_public(request: Request) -> Response:
 
 def _renderer(request: Request) -> transform.ImageRenderer:
     """One per app, made on first use: its cache lives in the data folder, outside the
-    blob store (`storage/`), so it never counts as stored bytes."""
+    blob store (`storage/`), so it never counts as stored bytes.  With image transformations
+    off, the render routes are not there, as Supabase's are not registered then (its 404
+    "Route … not found", the path as Storage sees it, under /storage/v1)."""
     state = request.app.state
     renderer: transform.ImageRenderer | None = getattr(state, "image_renderer", None)
     if renderer is None:
-        renderer = transform.ImageRenderer(state.runtime.settings.data_dir / "render-cache")
+        settings = state.runtime.settings
+        if not settings.storage.image_transformation_enabled:
+            raw = request.scope.get("raw_path") or request.url.path.encode()
+            path = raw.decode("latin-1").removeprefix(request.scope.get("root_path", ""))
+            query = f"?{request.url.query}" if request.url.query else ""
+            raise E.StorageError(
+                404, "InvalidRequest", f"Route {request.method}:{path}{query} not found",
+                error="Not Found", http_status=404,
+            )  # fmt: skip
+        renderer = transform.ImageRenderer(
+            settings.data_dir / "render-cache", transform.limits_for(settings.storage)
+        )
         state.image_renderer = renderer
     return renderer
 
 
 async def _send_render(
     request: Request,
+    renderer: transform.ImageRenderer,
     find: Callable[[], Awaitable[objects.ObjectRow]],
     options: transform.Options,
     *,
     expires: int | None = None,
 ) -> Response:
-    """`find` is the matching `/object/…` download's own access check."""
-    out = await _renderer(request).render(
-        _ctx(request), find, options, request.headers.get("accept", "")
+    """`find` is the matching `/object/…` download's own access check.  As Supabase serves
+    renders: HEAD answers GET's headers (the image is rendered for its length and type), and
+    the ETag is the source's, so `If-None-Match` with it is a 304 before any rendering."""
+    obj = await find()
+    if _not_modified(request, obj):
+        return Response(status_code=304, headers=_render_headers(request, obj, options, expires))
+    out = await renderer.render(
+        _ctx(request), obj, find, options, request.headers.get("accept", "")
     )
-    obj = out.obj
+    headers = _render_headers(request, out.obj, options, expires)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(out.data))
+        return Response(b"", headers=headers, media_type=out.mimetype)
+    return Response(out.data, headers=headers, media_type=out.mimetype)
+
+
+def _render_headers(
+    request: Request, obj: objects.ObjectRow, options: transform.Options, expires: int | None
+) -> dict[str, str]:
     headers = {"Accept-Ranges": "bytes", "X-Robots-Tag": "none", "Vary": "Accept"}
     if obj.etag:
         headers["ETag"] = obj.etag  # the source's, as Supabase sends it
@@ -410,41 +445,46 @@ async def _send_render(
     disposition = _disposition(request.query_params.get("download"))
     if disposition:
         headers["Content-Disposition"] = disposition
-    return Response(out.data, headers=headers, media_type=out.mimetype)
+    return headers
 
 
-def _render_options(request: Request) -> transform.Options:
-    return transform.parse_options(request.query_params, "querystring", transform.Limits())
+def _render_options(request: Request, renderer: transform.ImageRenderer) -> transform.Options:
+    return transform.parse_options(request.query_params, "querystring", renderer.limits)
 
 
 @handler
 async def render_authenticated(request: Request) -> Response:
+    renderer = _renderer(request)
     bucket_id, name = request.path_params["bucket"], request.path_params["path"]
     ctx, caller = _ctx(request), _caller(request)
-    options = _render_options(request)
+    options = _render_options(request, renderer)
     return await _send_render(
-        request, lambda: objects.find_as_caller(ctx, caller, bucket_id, name), options
+        request, renderer, lambda: objects.find_as_caller(ctx, caller, bucket_id, name), options
     )
 
 
 @handler
 async def render_public(request: Request) -> Response:
+    renderer = _renderer(request)
     bucket_id, name = request.path_params["bucket"], request.path_params["path"]
-    ctx, options = _ctx(request), _render_options(request)
-    return await _send_render(request, lambda: objects.find_public(ctx, bucket_id, name), options)
+    ctx, options = _ctx(request), _render_options(request, renderer)
+    return await _send_render(
+        request, renderer, lambda: objects.find_public(ctx, bucket_id, name), options
+    )
 
 
 @handler
 async def render_sign(request: Request) -> Response:
     """The options are the token's, fixed when it was signed (the query's are ignored)."""
+    renderer = _renderer(request)
     ctx = _ctx(request)
     bucket_id, name = request.path_params["bucket"], request.path_params["path"]
     claims = objects.download_claims(ctx, bucket_id, name, request.query_params.get("token"))
     options = transform.options_from_token(
-        str(claims.get("transformations") or ""), claims.get("format"), transform.Limits()
+        str(claims.get("transformations") or ""), claims.get("format"), renderer.limits
     )
     return await _send_render(
-        request, lambda: objects.find_as_admin(ctx, bucket_id, name), options,
+        request, renderer, lambda: objects.find_as_admin(ctx, bucket_id, name), options,
         expires=int(claims["exp"]),
     )  # fmt: skip
 
@@ -713,7 +753,7 @@ routes = [
           methods=["GET", "HEAD", "POST", "PUT", "DELETE"]),
     Route("/object/{bucket}", object_remove_many, methods=["DELETE"]),
     Route("/render/image/authenticated/{bucket}/{path:path}", render_authenticated,
-          methods=["GET"]),
-    Route("/render/image/public/{bucket}/{path:path}", render_public, methods=["GET"]),
-    Route("/render/image/sign/{bucket}/{path:path}", render_sign, methods=["GET"]),
+          methods=["GET", "HEAD"]),
+    Route("/render/image/public/{bucket}/{path:path}", render_public, methods=["GET", "HEAD"]),
+    Route("/render/image/sign/{bucket}/{path:path}", render_sign, methods=["GET", "HEAD"]),
 ]  # fmt: skip

@@ -4,9 +4,10 @@ Supabase Storage hands this to imgproxy; supalite does it in-process with Pillow
 observable behaviour of Supabase's renderer and of imgproxy as Supabase configures it:
 
 - options `width`, `height` (0 or absent: not set; otherwise clamped to 1..2500, Supabase's
-  hosted limit), `resize` (`cover` default → imgproxy `fill`: scale to cover the box, crop
-  the centre; `contain` → `fit`: scale to fit inside; `fill` → `force`: stretch), `quality`
-  (20..100, default 80, imgproxy's), `format` (`origin`, `webp`, `avif`);
+  hosted limits, or as configured: `limits_for`), `resize` (`cover` default → imgproxy `fill`:
+  scale to cover the box, crop the centre; `contain` → `fit`: scale to fit inside; `fill` →
+  `force`: stretch), `quality` (20..100, default 80, imgproxy's), `format` (`origin`, `webp`,
+  `avif`);
 - images are never enlarged (imgproxy's `enlarge` is off), EXIF orientation is applied
   (imgproxy's auto-rotate), an animated source renders its first frame;
 - without `format`, the result is WebP when the client's `Accept` names `image/webp`
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import io
 import os
@@ -37,6 +39,7 @@ from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from supalite.config import StorageSettings
 from supalite.storage import errors as E
 from supalite.storage import objects
 from supalite.storage.context import StorageContext
@@ -70,6 +73,16 @@ class Limits:
     max_source_pixels: int = 50_000_000  # Supabase: "resolution cannot exceed 50MP"
     cache_bytes: int = 256 * 1024 * 1024
     workers: int = 2  # decodes at once: each may hold a decoded 50MP image (~200 MB RGBA)
+
+
+def limits_for(st: StorageSettings) -> Limits:
+    """The limits as configured (Supabase's names, config.py); unset ones keep the defaults."""
+    configured = {
+        "min_size": st.image_min_size, "max_size": st.image_max_size,
+        "max_source_pixels": st.image_max_source_pixels,
+        "max_source_bytes": st.image_max_source_bytes,
+    }  # fmt: skip
+    return dataclasses.replace(Limits(), **{k: v for k, v in configured.items() if v is not None})
 
 
 @dataclass(frozen=True)
@@ -377,13 +390,14 @@ class ImageRenderer:
     async def render(
         self,
         ctx: StorageContext,
+        obj: objects.ObjectRow,
         find: Callable[[], Awaitable[objects.ObjectRow]],
         options: Options,
         accept: str,
     ) -> Rendered:
-        """The object `find` returns (its access check), transformed.  `find` runs first, so
-        a caller who may not read the object learns nothing from the cache."""
-        obj = await find()
+        """`obj`, which `find` returned (its access check: made before, so a caller who may
+        not read the object learns nothing from the cache), transformed.  `find` is asked
+        again if an overwrite removed the bytes meanwhile."""
         webp_ok = "image/webp" in accept.lower()
         if obj.version:
             key = cache_key(obj.bucket_id, obj.version, options, webp_ok)

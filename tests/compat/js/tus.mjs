@@ -9,11 +9,12 @@
 import { createClient } from '@supabase/supabase-js'
 import * as tus from 'tus-js-client'
 import ws from 'ws'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes } from 'node:crypto'
 
 const env = process.env
 const URL_ = env.SUPABASE_URL
 const ENDPOINT = `${URL_}/storage/v1/upload/resumable`
+const SIGNED_ENDPOINT = `${ENDPOINT}/sign`
 const CHUNK = 6 * 1024 * 1024 // Supabase's docs: chunks must be exactly 6 MB
 
 class CheckFailed extends Error {}
@@ -171,6 +172,95 @@ await check('upsert_conflict', async () => {
   const options = docsOptions(token, 'private', `${uid}/chunks.bin`)
   options.headers = { ...options.headers, 'x-upsert': 'false' }
   await refused(small, options, 409, 'The resource already exists', 'x-upsert false on an object')
+})
+
+// The options of Supabase's docs for a signed upload URL: the token in `x-signature`, no
+// authorization header at all.
+function signedOptions(signature, objectName, extra = {}) {
+  return {
+    endpoint: SIGNED_ENDPOINT,
+    retryDelays: [0, 100],
+    headers: { 'x-signature': signature },
+    uploadDataDuringCreation: true,
+    removeFingerprintOnSuccess: true,
+    metadata: { bucketName: 'private', objectName, contentType: 'application/octet-stream' },
+    chunkSize: CHUNK,
+    ...extra,
+  }
+}
+
+async function signUpload(path) {
+  const { data, error } = await c.storage.from('private').createSignedUploadUrl(path)
+  if (error) throw new CheckFailed(`createSignedUploadUrl ${path}: ${error.message}`)
+  return data.token
+}
+
+await check('signed_resume_after_abort', async () => {
+  const name = `${uid}/signed.bin`
+  const signature = await signUpload(name)
+  const sent = []
+  const uploadUrl = await new Promise((resolve, reject) => {
+    const upload = new tus.Upload(file, {
+      ...signedOptions(signature, name),
+      onBeforeRequest: (req) => {
+        sent.push(req.getHeader('authorization') ?? req.getHeader('Authorization') ?? null)
+      },
+      onError: reject,
+      onSuccess: () => reject(new CheckFailed('the first attempt should not finish')),
+      onChunkComplete: (chunkSize, accepted) => {
+        if (accepted === CHUNK) {
+          upload.abort().then(() => resolve(upload.url), reject)
+        }
+      },
+    })
+    upload.start()
+  })
+  expect(sent.length > 0 && sent.every((h) => h === null), 'no authorization header sent', sent)
+  expect(typeof uploadUrl === 'string' && uploadUrl.startsWith(`${SIGNED_ENDPOINT}/`),
+    'an upload URL under /upload/resumable/sign', uploadUrl)
+  const head = await fetch(uploadUrl, {
+    method: 'HEAD', headers: { 'x-signature': signature, 'tus-resumable': '1.0.0' },
+  })
+  expect(head.status === 200 && head.headers.get('upload-offset') === String(CHUNK),
+    'the server kept one chunk', { status: head.status, offset: head.headers.get('upload-offset') })
+  const seen = []
+  await run(file, signedOptions(signature, name, {
+    uploadUrl,
+    onBeforeRequest: (req) => {
+      seen.push(`${req.getMethod()} ${req.getHeader('Upload-Offset') ?? ''}`.trim())
+    },
+  }))
+  expect(seen[0] === 'HEAD', 'the resume starts with HEAD', seen)
+  expect(!seen.some((s) => s.startsWith('POST')), 'no new upload is created', seen)
+  expect(seen[1] === `PATCH ${CHUNK}`, 'the first PATCH starts at the kept offset', seen)
+  const got = await download(c, name)
+  expect(got.length === file.length && sha(got) === sha(file), 'the same bytes', got.length)
+  const { data: info, error } = await c.storage.from('private').info(name)
+  expect(!error && info?.size === file.length, 'info of the object', { info, error })
+  return { requests: seen }
+})
+
+// An HS256 token with the claims of a real one but a secret that is not the server's.
+function forge(claims) {
+  const part = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url')
+  const body = `${part({ alg: 'HS256', typ: 'JWT' })}.${part(claims)}`
+  return `${body}.${createHmac('sha256', 'not-the-secret').update(body).digest('base64url')}`
+}
+
+await check('signed_refused', async () => {
+  const small = randomBytes(1000)
+  const name = `${uid}/signed-refused.bin`
+  const other = await signUpload(`${uid}/signed-other.bin`)
+  await refused(small, signedOptions(other, name), 400, 'Invalid signature',
+    'a token for another object')
+  const claims = JSON.parse(Buffer.from(other.split('.')[1], 'base64url').toString())
+  await refused(small, signedOptions(forge({ ...claims, url: `private/${name}` }), name), 400,
+    'signature verification failed', 'a forged token')
+  await refused(small, signedOptions('', name), 400, 'Missing x-signature header',
+    'no token')
+  const { data: listed } = await c.storage.from('private').list(uid)
+  expect(!listed.some((o) => o.name.startsWith('signed-refused') || o.name === 'signed-other.bin'),
+    'nothing stored', listed.map((o) => o.name))
 })
 
 process.stdout.write(JSON.stringify(results))

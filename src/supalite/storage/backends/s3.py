@@ -3,8 +3,8 @@
 Keys are supalite's blob versions (fresh UUIDs), never user input, so they need no escaping.
 Bytes stream in both directions and memory stays bounded whatever the object size:
 
-- **put**: the body is cut into parts of `part_size` bytes.  A body that ends before the
-  first part is full goes up as one PutObject; a longer one as a multipart upload, one part
+- **put**: the body is cut into parts of exactly `part_size` bytes (the last one shorter).  A
+  body of at most one part goes up as one PutObject; a longer one as a multipart upload, one part
   sent while the next is filled (at most two parts held).  S3 makes an object visible only
   when PutObject or CompleteMultipartUpload succeeds, so a blob is whole or absent; on any
   failure (TooLarge, the client going away, an S3 error) the multipart upload is aborted, so
@@ -205,7 +205,11 @@ class S3Backend:
                     raise TooLarge
                 buf.append(chunk)
                 buffered += len(chunk)
-                if buffered >= self.part_size:
+                # A part is cut only once a byte past it has arrived, and at exactly
+                # `part_size` bytes: the parts (so the ETag) depend on the bytes alone, never
+                # on how the network chunked them, and a body of at most one part goes up in
+                # one PutObject — as @aws-sdk/lib-storage's Upload cuts them for Supabase.
+                while buffered > self.part_size:
                     if upload_id is None:
                         with _s3("CreateMultipartUpload"):
                             r = await self._client.create_multipart_upload(
@@ -216,12 +220,15 @@ class S3Backend:
                         parts.append(await sending)
                         sending = None
                     # This part goes up while the next one arrives: network in and out
-                    # overlap, and at most two parts are ever held.
-                    data, buf, buffered = b"".join(buf), [], 0
+                    # overlap, and at most two parts (and a chunk) are ever held.
+                    joined = b"".join(buf)
+                    data, rest = joined[: self.part_size], joined[self.part_size :]
+                    del joined
+                    buf, buffered = [rest], len(rest)
                     sending = asyncio.create_task(
                         self._upload_part(full, upload_id, len(parts) + 1, data)
                     )
-                    del data
+                    del data, rest
             if upload_id is None:
                 with _s3("PutObject"):
                     r = await self._client.put_object(
