@@ -277,3 +277,12 @@ def test_image_transformation_settings(tmp_path: Path) -> None:
                         ("IMAGE_TRANSFORMATION_LIMIT_MAX_SIZE", "0")):  # fmt: skip
         with pytest.raises(ConfigError, match=f"{name}: bad value"):
             load_settings(tmp_path, env={name: value})
+
+
+def test_file_etag_algorithm(tmp_path: Path) -> None:
+    """Storage's STORAGE_FILE_ETAG_ALGORITHM: `md5` by default, as Supabase's; `mtime`."""
+    assert load_settings(tmp_path, env={}).storage.file_etag_algorithm == "md5"
+    env = {"STORAGE_FILE_ETAG_ALGORITHM": "MTIME"}
+    assert load_settings(tmp_path, env=env).storage.file_etag_algorithm == "mtime"
+    with pytest.raises(ConfigError, match="STORAGE_FILE_ETAG_ALGORITHM: bad value"):
+        load_settings(tmp_path, env={"STORAGE_FILE_ETAG_ALGORITHM": "sha1"})

@@ -137,6 +137,9 @@ class StorageSettings:
     s3_access_key_id: str | None = None
     s3_secret_access_key: str | None = field(default=None, repr=False)  # never printed
     s3_prefix: str = ""
+    # The disk backend's ETag, Supabase's STORAGE_FILE_ETAG_ALGORITHM: "md5" (its default) or
+    # "mtime" (docs/storage.md, Throughput).
+    file_etag_algorithm: str = "md5"
     # Image transformations (/render/image): off answers their routes as Supabase does when
     # ENABLE_IMAGE_TRANSFORMATION is false.  The limits, None: transform.Limits' defaults.
     image_transformation_enabled: bool = True
@@ -454,6 +457,14 @@ def _optional_url(v: Any) -> str | None:
     return _url(v) if _str(v).strip() else None  # "": unset, as `env(NAME)` of an unset NAME
 
 
+def _etag_algorithm(v: Any) -> str:
+    """Supabase Storage's STORAGE_FILE_ETAG_ALGORITHM: `md5` or `mtime`."""
+    s = _str(v).strip().lower()
+    if s not in ("md5", "mtime"):
+        raise ValueError("expected 'md5' or 'mtime'")
+    return s
+
+
 def _storage_backend(v: Any) -> str:
     """Supabase Storage's STORAGE_BACKEND: `file` (here: the data folder; `disk` too) or `s3`."""
     s = _str(v).strip().lower()
@@ -572,6 +583,7 @@ FIELDS: tuple[Field, ...] = (
     Field("storage.buckets", _buckets, toml="storage.buckets", json="storage.buckets"),
     # The S3 backend: env names as Supabase's self-hosted Storage reads them (src/config.ts).
     Field("storage.backend", _storage_backend, toml="storage.backend", env=("STORAGE_BACKEND",)),
+    Field("storage.file_etag_algorithm", _etag_algorithm, env=("STORAGE_FILE_ETAG_ALGORITHM",)),
     Field("storage.s3_bucket", _optional_str, toml="storage.s3.bucket",
           env=("STORAGE_S3_BUCKET", "GLOBAL_S3_BUCKET")),
     Field("storage.s3_endpoint", _optional_url, toml="storage.s3.endpoint",

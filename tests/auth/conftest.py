@@ -153,8 +153,10 @@ def auth_server_factory(
 ) -> Iterator[Callable[..., AuthServer]]:
     started: list[tuple[LiveServer, httpx.Client]] = []
 
-    def make(edit: Callable[[str], str] = lambda s: s) -> AuthServer:
-        server = start_server(tmp_path_factory.mktemp("auth"), edit)
+    def make(
+        edit: Callable[[str], str] = lambda s: s, env: dict[str, str] | None = None
+    ) -> AuthServer:
+        server = start_server(tmp_path_factory.mktemp("auth"), edit, env)
         client = server.client()
         started.append((server, client))
         return AuthServer(server, client)

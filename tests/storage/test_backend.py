@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 
 from supalite.storage import errors as E
 from supalite.storage.backends import BlobMissing, TooLarge
-from supalite.storage.backends.disk import CHUNK, DiskBackend
+from supalite.storage.backends.disk import CHUNK, DiskBackend, EtagAlgorithm, _js_hex, mtime_etag
 from supalite.storage.heap import keep_buffers
 from supalite.storage.names import is_valid_bucket_name, is_valid_key, mime_allowed, parse_size
 from supalite.storage.objects import parse_range
@@ -69,7 +71,10 @@ def test_too_large_stops_pulling_and_leaves_nothing(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def test_failed_or_cancelled_stream_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["md5", "mtime"])
+def test_failed_or_cancelled_stream_leaves_nothing(
+    tmp_path: Path, algorithm: EtagAlgorithm
+) -> None:
     async def broken() -> AsyncIterator[bytes]:
         yield b"a" * (3 * CHUNK)
         raise ConnectionResetError
@@ -80,7 +85,7 @@ def test_failed_or_cancelled_stream_leaves_nothing(tmp_path: Path) -> None:
         yield b"never"
 
     async def run() -> None:
-        b = DiskBackend(tmp_path)
+        b = DiskBackend(tmp_path, etag_algorithm=algorithm)
         with pytest.raises(ConnectionResetError):
             await b.put("k", broken())
         task = asyncio.create_task(b.put("k", slow()))
@@ -94,26 +99,69 @@ def test_failed_or_cancelled_stream_leaves_nothing(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.parametrize("algorithm", ["md5", "mtime"])
 @pytest.mark.parametrize("size", [0, 10, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7])
-def test_every_size_is_stored_whole(tmp_path: Path, size: int) -> None:
+def test_every_size_is_stored_whole(tmp_path: Path, size: int, algorithm: EtagAlgorithm) -> None:
     """Below a chunk the file is written in one go; above, chunk by chunk while more arrives:
-    either way the blob is the body, its ETag the MD5 of the body, and nothing else is left in
-    the root."""
+    either way the blob is the body, its ETag made by the backend's algorithm, and nothing else
+    is left in the root."""
 
     async def run() -> None:
-        b = DiskBackend(tmp_path)
+        b = DiskBackend(tmp_path, etag_algorithm=algorithm)
         data = bytes(i % 251 for i in range(size))
         pieces = [data[i : i + 65536] for i in range(0, size, 65536)]
         stored = await b.put("k", gen(pieces))
         assert stored.size == size
-        # The ETag is S3's for one part, as Supabase's file backend makes it: MD5, quoted.
-        assert stored.etag == '"' + hashlib.md5(data).hexdigest() + '"'
+        if algorithm == "md5":
+            # S3's ETag for one part, as Supabase's file backend makes it: MD5, quoted.
+            assert stored.etag == '"' + hashlib.md5(data).hexdigest() + '"'
+        else:
+            # Supabase's other choice: the stored file's mtime in ms and its size, in hex.
+            assert stored.etag == mtime_etag(os.stat(b.path("k")))
+            assert re.fullmatch(rf'"[0-9a-f]+(\.[0-9a-f]+)?-{size:x}"', stored.etag or "")
         assert files(tmp_path) == [b.path("k")]
         blob = await b.open("k")
         assert b"".join([c async for c in blob.read()]) == data
         if size > 2:
             blob = await b.open("k")
             assert b"".join([c async for c in blob.read(1, size - 2)]) == data[1:-1]
+
+    asyncio.run(run())
+
+
+def test_mtime_etag_is_written_as_node_writes_it() -> None:
+    """Supabase computes it in Node as `mtimeMs.toString(16)`: the expected strings are what
+    Node 20 printed for these numbers (fractions rounded half to even at the double's last
+    digit, integers without a point)."""
+    printed_by_node = {
+        1700000000 * 1000 + 0 / 1e6: "18bcfe56800",
+        1763712345 * 1000 + 987654321 / 1e6: "19aa572a783.a78",
+        1763712345987.6543: "19aa572a783.a78",
+        0.1: "0.1999999999999a",
+        1 / 3: "0.55555555555554",
+        2.5: "2.8",
+        15.96875: "f.f8",
+        255.99999999999997: "ff.fffffffffff8",
+        0.9999999999999999: "0.fffffffffffff8",
+        1e-7: "0.000001ad7f29abcaf48",
+    }
+    for value, text in printed_by_node.items():
+        assert _js_hex(value) == text, value
+
+
+def test_mtime_etag_follows_the_file_and_copies_share_it(tmp_path: Path) -> None:
+    async def run() -> None:
+        b = DiskBackend(tmp_path, etag_algorithm="mtime")
+        stored = await b.put("k", gen([b"x" * 3000]))
+        st = os.stat(b.path("k"))
+        sec, nsec = divmod(st.st_mtime_ns, 1_000_000_000)
+        assert stored.etag == f'"{_js_hex(sec * 1000 + nsec / 1e6)}-bb8"'
+        # A copy is a hard link: the same bytes, the same mtime, so the same ETag — which
+        # objects.copy takes from the source's row anyway.
+        await b.copy("k", "k2")
+        assert mtime_etag(os.stat(b.path("k2"))) == stored.etag
+        with pytest.raises(ValueError, match="md5, mtime"):
+            DiskBackend(tmp_path, etag_algorithm="sha1")  # type: ignore[arg-type]
 
     asyncio.run(run())
 

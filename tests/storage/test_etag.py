@@ -172,3 +172,32 @@ def test_s3_multipart_upload_etag_through_http(s3_big: StorageServer) -> None:
     assert_etag(s3_big, "form.bin", data, want)
     r = s3_big.download("service", "tags", "form.bin", headers={"If-None-Match": want})
     assert r.status_code == 304 and r.headers["etag"] == want
+
+
+@pytest.fixture(scope="module")
+def mtime_disk(auth_server_factory: Callable[..., AuthServer]) -> StorageServer:
+    """The disk backend with Supabase's STORAGE_FILE_ETAG_ALGORITHM=mtime."""
+    env = {"STORAGE_FILE_ETAG_ALGORITHM": "mtime"}
+    s = make_storage_server(lambda edit: auth_server_factory(edit, env), "disk")
+    r = s.call("service", "POST", "/bucket", json={"name": "tags"})
+    assert r.status_code == 200, r.text
+    return s
+
+
+def test_mtime_etags_on_disk(mtime_disk: StorageServer) -> None:
+    """`"<mtime in ms>-<size>"` in hex, as Supabase's file backend makes them with `mtime`:
+    no hashing of the bytes, and a new one when the object is written again."""
+    s = mtime_disk
+    data = os.urandom(3000)
+    assert s.upload("service", "tags", "m.bin", data, "application/octet-stream").is_success
+    tag = s.download("service", "tags", "m.bin").headers["etag"]
+    assert_etag(s, "m.bin", data, tag)
+    (blob,) = [f for f in s.blob_files() if not f.startswith("tus")]
+    root = s.server.project / "supabase" / ".supalite" / "storage"
+    mtime_ms = (root / blob).stat().st_mtime_ns // 1_000_000
+    whole, _, size = tag.strip('"').partition("-")
+    assert int(whole.split(".")[0], 16) == mtime_ms and int(size, 16) == len(data)
+    r = s.upload("service", "tags", "m.bin", data[:2000], "text/plain", x_upsert="true")
+    assert r.is_success, r.text
+    again = s.download("service", "tags", "m.bin").headers["etag"]
+    assert again != tag and again.endswith(f'-{2000:x}"')

@@ -101,7 +101,8 @@ async def open_backend(settings: Settings) -> Backend:
     """The configured blob store: the data folder, or a bucket of an S3-compatible service."""
     st = settings.storage
     if st.backend != "s3":
-        return DiskBackend(settings.data_dir / "storage")
+        etag = "mtime" if st.file_etag_algorithm == "mtime" else "md5"
+        return DiskBackend(settings.data_dir / "storage", etag_algorithm=etag)
     # Imported here: aiobotocore is loaded only by projects that use S3.
     from supalite.storage.backends.s3 import S3Backend, S3Config
 
