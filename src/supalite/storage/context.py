@@ -21,11 +21,12 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from supalite.config import ConfigError, Settings, StorageSettings
-from supalite.db.request import ApiPool, RequestContext, request_transaction
+from supalite.db.api_pool import ApiPool
+from supalite.db.request import RequestContext, request_transaction
 from supalite.gateway import Claims
 from supalite.storage import sql as S
 from supalite.storage.backends import Backend
-from supalite.storage.backends.disk import DiskBackend
+from supalite.storage.backends.disk import DiskBackend, EtagAlgorithm
 from supalite.storage.heap import keep_buffers
 
 log = logging.getLogger("supalite.storage")
@@ -101,7 +102,7 @@ async def open_backend(settings: Settings) -> Backend:
     """The configured blob store: the data folder, or a bucket of an S3-compatible service."""
     st = settings.storage
     if st.backend != "s3":
-        etag = "mtime" if st.file_etag_algorithm == "mtime" else "md5"
+        etag: EtagAlgorithm = "mtime" if st.file_etag_algorithm == "mtime" else "md5"
         return DiskBackend(settings.data_dir / "storage", etag_algorithm=etag)
     # Imported here: aiobotocore is loaded only by projects that use S3.
     from supalite.storage.backends.s3 import S3Backend, S3Config
