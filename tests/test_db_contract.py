@@ -10,12 +10,11 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from supalite.db.api_pool import ApiConnection, ApiPool
 from supalite.db.bootstrap import authenticator_password, bootstrap, steps
 from supalite.db.embedded import EmbeddedPostgres
-from supalite.db.pool import ApiConnection
 from supalite.db.request import (
     SESSION_DIGEST,
-    ApiPool,
     RequestContext,
     request_statement,
     request_transaction,
@@ -25,8 +24,10 @@ from tests.conftest import TEST_SECRET
 
 async def _api_pool(embedded_pg: EmbeddedPostgres, size: int) -> ApiPool:
     url = embedded_pg.local_url("authenticator", authenticator_password(TEST_SECRET))
-    return ApiPool(
-        await asyncpg.create_pool(url, min_size=1, max_size=size, connection_class=ApiConnection)
+    return await ApiPool.open(
+        lambda: asyncpg.connect(url, connection_class=ApiConnection),
+        max_size=size,
+        idle_timeout=60,
     )
 
 

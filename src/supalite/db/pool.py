@@ -5,13 +5,14 @@ services' own bookkeeping (auth tables, storage metadata) and for bootstrap."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from supalite.config import DbSettings
-from supalite.db.request import ApiPool, SessionSettings
+from supalite.db.api_pool import ApiConnection, ApiPool
 
 
 def with_credentials(url: str, user: str, password: str) -> str:
@@ -31,25 +32,6 @@ def _ssl_arg(url: str, db: DbSettings) -> ssl.SSLContext | None:
     return ctx
 
 
-class ApiConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection of the API pool: reset when a request starts, not when it is released
-    (`request.ApiPool`), so going back to the pool costs no round trip.  It remembers the
-    settings its last read left on the session (`request.SessionSettings`), so a read that
-    repeats them can skip setting them again."""
-
-    _session: SessionSettings | None = None
-
-    def get_reset_query(self) -> str:
-        return ""
-
-    # Methods, not attributes: the pool hands out proxies that forward calls to the connection.
-    def session_settings(self) -> SessionSettings | None:
-        return self._session
-
-    def remember_session(self, settings: SessionSettings | None) -> None:
-        self._session = settings
-
-
 @dataclass
 class Pools:
     api: ApiPool
@@ -61,18 +43,17 @@ class Pools:
 
 
 async def create_pools(admin_url: str, api_url: str, db: DbSettings) -> Pools:
-    common = {
-        "max_inactive_connection_lifetime": db.idle_timeout,
-        "timeout": db.connection_timeout,
-        "command_timeout": None,
-    }
-    api = await asyncpg.create_pool(
-        api_url,
-        connection_class=ApiConnection,
-        min_size=1,
-        max_size=db.pool_size,
-        ssl=_ssl_arg(api_url, db),
-        **common,
+    def connect_api() -> Awaitable[ApiConnection]:
+        return asyncpg.connect(  # type: ignore[no-any-return]
+            api_url,
+            connection_class=ApiConnection,
+            ssl=_ssl_arg(api_url, db),
+            timeout=db.connection_timeout,
+            command_timeout=None,
+        )
+
+    api = await ApiPool.open(
+        connect_api, min_size=1, max_size=db.pool_size, idle_timeout=db.idle_timeout
     )
     try:
         admin = await asyncpg.create_pool(
@@ -80,9 +61,11 @@ async def create_pools(admin_url: str, api_url: str, db: DbSettings) -> Pools:
             min_size=1,
             max_size=max(2, db.pool_size // 4),
             ssl=_ssl_arg(admin_url, db),
-            **common,
+            max_inactive_connection_lifetime=db.idle_timeout,
+            timeout=db.connection_timeout,
+            command_timeout=None,
         )
     except BaseException:
         await api.close()
         raise
-    return Pools(api=ApiPool(api), admin=admin)
+    return Pools(api=api, admin=admin)

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
+
+from supalite.db.api_pool import ApiPool, SessionSettings
 
 # Resets the session and sets the request's settings, in one statement (see the SQL file).
 _BEGIN = "select _supalite_request.begin($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -29,28 +31,6 @@ _ENTER = "select _supalite_request.enter($1, $2, $3, $4, $5, $6, $7, $8)"
 # The column every Data API statement reports that digest in (rest/sql.py).
 SESSION_COLUMN = "pgrst_session"
 SESSION_DIGEST = f"_supalite_request.settings() AS {SESSION_COLUMN}"
-
-
-class SessionSettings(NamedTuple):
-    """What a read left on its connection's session: the values, and Postgres's digest."""
-
-    values: tuple[str, ...]
-    digest: str
-
-
-class ApiPool:
-    """The pool of the API roles' connections, usable only through `request_transaction`:
-    a connection may still carry its previous request's role and settings until the next
-    request's first statement clears them, so nothing may run on one before that."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
-
-    def _acquire(self) -> Any:
-        return self._pool.acquire()
-
-    async def close(self) -> None:
-        await self._pool.close()
 
 
 @dataclass(frozen=True)
@@ -122,14 +102,14 @@ async def request_statement(
         async with request_transaction(pool, ctx, atomic=atomic) as conn:
             yield conn, await conn.fetchrow(sql, *params)
         return
-    async with pool._acquire() as conn:
-        yield conn, await _read(conn, ctx, sql, params)
+    values = ctx.values()
+    async with pool._acquire(values) as conn:
+        yield conn, await _read(conn, values, sql, params)
 
 
 async def _read(
-    conn: asyncpg.Connection, ctx: RequestContext, sql: str, params: Sequence[Any]
+    conn: asyncpg.Connection, values: tuple[str, ...], sql: str, params: Sequence[Any]
 ) -> asyncpg.Record | None:
-    values = ctx.values()
     last: SessionSettings | None = conn.session_settings()
     if last is not None and last.values == values:
         try:

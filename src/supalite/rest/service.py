@@ -21,7 +21,8 @@ from urllib.parse import parse_qsl, quote
 import asyncpg
 
 from supalite.config import ApiSettings
-from supalite.db.request import ApiPool, RequestContext, request_statement, request_transaction
+from supalite.db.api_pool import ApiPool
+from supalite.db.request import RequestContext, request_statement, request_transaction
 from supalite.db.schema_cache import Function, SchemaCache, Table, quote_ident
 from supalite.gateway import Claims
 from supalite.rest import sql as S
