@@ -1,7 +1,8 @@
 -- A schema covering every family the generators map: base types, arrays, json, enums,
 -- composites, domains, identities and defaults, views (updatable or not), a materialized view,
 -- foreign keys (one-to-many, one-to-one, cross-schema), functions (scalar, setof, RETURNS
--- TABLE, void, row argument, unnamed json, overloads) and a second schema.
+-- TABLE, void, row argument, unnamed json, overloads), computed fields and relationships and a
+-- second schema.
 create schema other;
 
 create type public.mood as enum ('happy', 'sad', 'it''s "complicated"');
@@ -103,6 +104,19 @@ create function public.on_change() returns trigger language plpgsql
   as $$ begin return new; end $$;
 create function public.skipped(int) returns int language sql as $$ select $1 $$;
 create function other.ping() returns text language sql as $$ select 'pong' $$;
+-- Computed relationships: functions of an author's row returning books (many, one by ROWS 1,
+-- one by returning a row), embedded by postgrest-js through their SetofOptions.
+create function public.book_list(public.authors) returns setof public.books
+  language sql stable as $$ select * from public.books where author_id = $1.id $$;
+create function public.latest_book(public.authors) returns setof public.books rows 1
+  language sql stable as $$
+    select * from public.books where author_id = $1.id order by id desc limit 1 $$;
+create function public.main_book(public.authors) returns public.books
+  language sql stable as $$ select * from public.books where author_id = $1.id limit 1 $$;
+-- A computed field of a table off the search_path: its argument prints as `other.items`, so
+-- the CLI gives the table no field for it (the function is still listed).
+create function other.item_label(other.items) returns text
+  language sql stable as $$ select $1.level::text $$;
 
 -- Names and labels that would break out of a string, a comment or a class if pasted raw.
 create type public.tricky as enum ('back\slash', 'new

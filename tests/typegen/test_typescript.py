@@ -51,6 +51,13 @@ assert<Equals<Book["class"], string | null>>()
 assert<Equals<Book["title_upper"], string | null>>()
 assert<Equals<Book["title_length"], number | null>>() // a computed field
 assert<Equals<Tables<"authors">["level"], Enums<{ schema: "other" }, "level">>>()
+// Computed relationships: fields of the Row typed as the rows they return, one or many.
+type BookRow = Omit<Book, "title_length">
+assert<Equals<Tables<"authors">["book_list"], BookRow | null>>()
+assert<Equals<Tables<"authors">["latest_book"], BookRow | null>>()
+assert<Equals<Tables<"authors">["main_book"], BookRow | null>>()
+// @ts-expect-error a table off the search_path gets no computed field (as the CLI)
+type NoLabel = Tables<{ schema: "other" }, "items">["item_label"]
 
 assert<Equals<Enums<"mood">, "happy" | "sad" | 'it\'s "complicated"'>>()
 assert<Equals<Enums<"tricky">, "back\\slash" | "new\nline" | '"' | "*/ x">>()
@@ -101,6 +108,17 @@ assert<Equals<Fns["touch"]["Returns"], undefined>>()
 assert<Equals<Fns["mood_list"]["Returns"], Enums<"mood">[]>>()
 assert<Equals<Fns["home"]["Returns"], CompositeTypes<"address">>>()
 assert<Equals<Database["other"]["Functions"]["ping"]["Returns"], string>>()
+assert<Equals<Fns["book_list"]["Args"], { "": Tables<"authors"> }>>()
+assert<Equals<Fns["book_list"]["Returns"], BookRow[]>>()
+assert<Equals<Fns["book_list"]["SetofOptions"],
+  { from: "authors"; to: "books"; isOneToOne: false; isSetofReturn: true }>>()
+assert<Equals<Fns["latest_book"]["Returns"], BookRow>>()
+assert<Equals<Fns["latest_book"]["SetofOptions"],
+  { from: "authors"; to: "books"; isOneToOne: true; isSetofReturn: true }>>()
+assert<Equals<Fns["main_book"]["SetofOptions"],
+  { from: "authors"; to: "books"; isOneToOne: true; isSetofReturn: false }>>()
+// A computed field: listed with the CLI's error, as PostgREST cannot call it by name.
+assert<Equals<Fns["title_length"]["Returns"] extends { error: true } ? true : false, true>>()
 type Pick = Fns["pick"] // same argument name, two types: PostgREST cannot choose
 assert<Equals<Extract<Pick, { Args: { x: number } }>["Returns"] extends { error: true }
   ? true : false, true>>()
@@ -156,6 +174,12 @@ type Author = Data<typeof authors>[number]
 assert<Equals<Author["books"], { title: string }[]>>()
 assert<Equals<Author["profiles"], { bio: string | null } | null>>()
 const viaView = db.from("book_titles").select("title, authors(name)")
+// Computed relationships, resolved through the functions' SetofOptions.
+const computed = db.from("authors").select("book_list(title), latest_book(title), main_book(title)")
+type Computed = Data<typeof computed>[number]
+assert<Equals<Computed["book_list"], { title: string }[]>>()
+assert<Equals<Computed["latest_book"], { title: string } | null>>()
+assert<Equals<Computed["main_book"], { title: string | null }>>() // PostgREST: an object of nulls
 assert<Equals<Data<typeof viaView>[number]["authors"], { name: string } | null>>()
 const sum = db.rpc("add", { a: 1 })
 assert<Equals<Data<typeof sum>, number>>()
@@ -171,7 +195,7 @@ db.from("authors").insert({ id: 1, name: "n" })
 db.rpc("add", { a: "x" })
 // @ts-expect-error trigger functions cannot be called
 db.rpc("on_change")
-export { authors, books, items, sum, summary, viaView }
+export { authors, books, computed, items, sum, summary, viaView }
 """
 POSTGREST_TYPES = REPO / "tests/compat/js/node_modules/@supabase/postgrest-js/dist/index.d.mts"
 

@@ -41,6 +41,9 @@ class Column:
     max_length: int | None = None
     # A computed field: `schema.fn(row)`, the function to call with the table's row.
     computed: str | None = None
+    # The type as PostgREST names it (its OpenAPI `format`): built-in types without their
+    # modifier (`character varying`, not `character varying(20)`), a domain as its built-in base.
+    data_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class Relationship:
     source_constraint: str = ""  # m2m: the FK from the junction to the source
     # A computed relationship: `schema.fn(source row)` returns the target's rows (no columns).
     function: str | None = None
+    # o2o: the referenced side, not the one holding the foreign key (PostgREST's isParent).
+    parent: bool = False
 
     @property
     def to_one(self) -> bool:
@@ -144,6 +149,9 @@ class SchemaCache:
         default_factory=dict
     )
     roles: frozenset[str] = frozenset()  # roles the authenticator may become
+    # A view's primary key: the columns that pass a table's whole primary key through
+    # (PostgREST's view key dependencies); only OpenAPI's `<pk/>` notes use it.
+    view_pks: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
     def table(self, schema: str, name: str) -> Table | None:
         return self.tables.get((schema, name))
@@ -158,7 +166,15 @@ def quote_ident(name: str) -> str:
 
 # ------------------------------------------------------------------------------- loading
 
+# PostgREST's reading of a column: a domain's NOT NULL and DEFAULT count as the column's, its
+# values and names come from the domain's base type (domains of domains followed down).
 _TABLES_SQL = """
+with recursive base_types(oid, base) as (
+  select t.oid, t.typbasetype from pg_type t where t.typtype = 'd'
+  union all
+  select b.oid, t.typbasetype from base_types b join pg_type t on t.oid = b.base
+  where t.typtype = 'd'
+)
 select n.nspname as schema, c.relname as name, c.relkind::text as kind,
   obj_description(c.oid, 'pg_class') as description,
   pg_relation_is_updatable(c.oid, true) as upd,
@@ -171,22 +187,32 @@ select n.nspname as schema, c.relname as name, c.relkind::text as kind,
       'name', a.attname, 'type', format_type(a.atttypid, a.atttypmod),
       'category', t.typcategory,
       'base', coalesce(et.typname, bt.typname, t.typname),
-      'nullable', not a.attnotnull, 'has_default', a.atthasdef or a.attidentity <> '',
+      'nullable', not (a.attnotnull or t.typtype = 'd' and t.typnotnull),
+      'has_default', a.atthasdef or a.attidentity <> '',
       'generated', a.attgenerated <> '', 'position', a.attnum,
       'default', case
         when a.attidentity <> '' then format('nextval(%L::regclass)',
           pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname))
-        when a.attgenerated = '' then pg_get_expr(d.adbin, d.adrelid) end,
+        when a.attgenerated = '' then coalesce(pg_get_expr(d.adbin, d.adrelid),
+          case when t.typtype = 'd' then pg_get_expr(t.typdefaultbin, 0) end) end,
+      'data_type', case
+        when t.typtype = 'd' and rt.typnamespace = 'pg_catalog'::regnamespace
+          then format_type(rt.oid, null)
+        when t.typtype <> 'd' and t.typnamespace = 'pg_catalog'::regnamespace
+          then format_type(t.oid, null)
+        else format_type(a.atttypid, a.atttypmod) end,
       'description', col_description(c.oid, a.attnum),
       'enum', (select json_agg(e.enumlabel order by e.enumsortorder) from pg_enum e
-               where e.enumtypid = coalesce(bt.oid, t.oid)),
-      'max_length', case when a.atttypmod > 4 and t.typname in ('varchar', 'bpchar')
-                         then a.atttypmod - 4 end
+               where e.enumtypid = coalesce(rt.oid, t.oid)),
+      'max_length', information_schema._pg_char_max_length(
+        information_schema._pg_truetypid(a.*, t.*), information_schema._pg_truetypmod(a.*, t.*))
     ) order by a.attnum)
     from pg_attribute a
     join pg_type t on t.oid = a.atttypid
     left join pg_type et on et.oid = t.typelem and t.typcategory = 'A'
     left join pg_type bt on bt.oid = t.typbasetype and t.typtype = 'd'
+    left join pg_type rt on rt.oid = (select b.base from base_types b
+      join pg_type bt2 on bt2.oid = b.base where b.oid = t.oid and bt2.typtype <> 'd')
     left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
     where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped), '[]') as columns
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -220,7 +246,10 @@ where c.relkind in ('v', 'm') and n.nspname not in ('pg_catalog', 'information_s
 # Name and column names by number of the relations those queries name.
 _RELATIONS_SQL = """
 select c.oid, n.nspname as schema, c.relname as name,
-  json_object_agg(a.attnum, a.attname) as columns
+  json_object_agg(a.attnum, a.attname) as columns,
+  (select array_agg(k.attname::text) from pg_constraint p
+   join pg_attribute k on k.attrelid = p.conrelid and k.attnum = any(p.conkey)
+   where p.conrelid = c.oid and p.contype = 'p') as pk
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
 where c.oid = any($1::oid[])
@@ -300,6 +329,7 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
                 default=c["default"],
                 enum=tuple(c["enum"] or ()),
                 max_length=c["max_length"],
+                data_type=c["data_type"],
             )
         upd = row["upd"] or 0
         table_kind = row["kind"] in ("r", "p")
@@ -329,7 +359,7 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
         )
         for r in await conn.fetch(_FKS_SQL)
     ]
-    exposed = await _view_exposures(conn, cache)
+    exposed, cache.view_pks = await _view_exposures(conn, cache)
     cache.relationships = _relationships(cache, fks, unique, exposed)
     for row in await conn.fetch(_FUNCTIONS_SQL, names):
         args = []
@@ -367,9 +397,10 @@ Exposure = tuple[tuple[str, str], dict[str, str]]
 
 async def _view_exposures(
     conn: asyncpg.Connection, cache: SchemaCache
-) -> dict[tuple[str, str], list[Exposure]]:
+) -> tuple[dict[tuple[str, str], list[Exposure]], dict[tuple[str, str], tuple[str, ...]]]:
     """For each table, the exposed views that pass some of its columns through unchanged
-    (following views of views), as PostgREST finds them to embed through views."""
+    (following views of views), as PostgREST finds them to embed through views; and the
+    primary keys of the views that pass a table's whole primary key through."""
     passes: dict[int, dict[str, PassThrough]] = {}
     for row in await conn.fetch(_VIEWS_SQL):
         try:
@@ -378,9 +409,12 @@ async def _view_exposures(
             passes[row["oid"]] = {}
     oids = set(passes) | {p.table_oid for cols in passes.values() for p in cols.values()}
     relations: dict[int, tuple[str, str, dict[int, str]]] = {}
+    pks: dict[tuple[str, str], tuple[str, ...]] = {}
     for row in await conn.fetch(_RELATIONS_SQL, list(oids)):
         cols = {int(k): v for k, v in json.loads(row["columns"]).items()}
         relations[row["oid"]] = (row["schema"], row["name"], cols)
+        if row["pk"]:
+            pks[(row["schema"], row["name"])] = tuple(row["pk"])
 
     def origin(oid: int, column: str, depth: int = 0) -> tuple[str, str, str] | None:
         if oid not in passes:
@@ -393,6 +427,7 @@ async def _view_exposures(
         return origin(p.table_oid, source, depth + 1) if source else None
 
     out: dict[tuple[str, str], list[Exposure]] = {}
+    view_pks: dict[tuple[str, str], tuple[str, ...]] = {}
     for oid, (schema, name, _) in relations.items():
         view = cache.tables.get((schema, name))
         if oid not in passes or view is None:
@@ -404,7 +439,12 @@ async def _view_exposures(
                 by_table.setdefault(found[:2], {}).setdefault(found[2], column)
         for table, mapping in by_table.items():
             out.setdefault(table, []).append(((schema, name), mapping))
-    return out
+            pk = pks.get(table, ())
+            if pk and all(c in mapping for c in pk):
+                view_pks[(schema, name)] = view_pks.get((schema, name), ()) + tuple(
+                    mapping[c] for c in pk
+                )
+    return out, view_pks
 
 
 def _computed_field(
@@ -482,7 +522,8 @@ def _relationships(
                 cols = tuple(src_names[c] for c in fk.columns)
                 ref_cols = tuple(dst_names[c] for c in fk.ref_columns)
                 add(Relationship(src, dst, "o2o" if one_to_one else "m2o", fk.name, cols, ref_cols))
-                add(Relationship(dst, src, "o2o" if one_to_one else "o2m", fk.name, ref_cols, cols))
+                back: Cardinality = "o2o" if one_to_one else "o2m"
+                add(Relationship(dst, src, back, fk.name, ref_cols, cols, parent=one_to_one))
     # Many-to-many: a junction table with FKs to both sides whose columns are all part of the
     # junction's primary key (PostgREST's rule).
     by_table: dict[tuple[str, str], list[ForeignKey]] = {}

@@ -98,6 +98,21 @@ def _plan(fmt: PlanFormat, params: dict[str, str]) -> PlanMedia:
     )
 
 
+def entries(accept: str) -> list[tuple[str, str]]:
+    """Each entry of an `Accept` header: (its lower-cased type, PostgREST's name for it in
+    PGRST107's message)."""
+    out = []
+    for entry in _ENTRY.findall(accept) or [""]:
+        mt, params = _split(entry)
+        fmt = _PLAN_FORMATS.get(mt)
+        if fmt is not None:
+            out.append((mt, _plan(fmt, params).mime))
+            continue
+        decoded = _decode(mt, params)
+        out.append((mt, decoded[1] if decoded is not None else entry.strip()))
+    return out
+
+
 def negotiate(accept: str | None, *, plan_enabled: bool) -> tuple[Media, PlanMedia | None]:
     """The representation to render and, for a plan, what to explain; PGRST107 (406) when no
     entry of `Accept` can be served."""

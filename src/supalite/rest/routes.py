@@ -15,8 +15,14 @@ from starlette.types import Receive, Scope, Send
 
 from supalite.gateway import Claims, GatewayError
 from supalite.rest.errors import ApiError
-from supalite.rest.openapi import openapi_document
-from supalite.rest.service import RestContext, RestRequest, RestResponse, RestService
+from supalite.rest.openapi import check_accept, openapi_document
+from supalite.rest.service import (
+    RestContext,
+    RestRequest,
+    RestResponse,
+    RestService,
+    request_schema,
+)
 from supalite.rest.shapes import ShapeCache
 
 log = logging.getLogger("supalite.rest")
@@ -45,8 +51,17 @@ async def root(request: Request) -> Response:
         claims = _authenticate(request.scope, request.headers)
     except GatewayError as e:
         return gateway_error_response(e)
-    doc = await openapi_document(request.app.state, claims)
-    return Response(json.dumps(doc), media_type="application/openapi+json; charset=utf-8")
+    try:
+        check_accept(request.headers.get("accept"))
+        settings = request.app.state.runtime.settings.api
+        schema, profiled = request_schema(request.method, request.headers, settings)
+    except ApiError as e:
+        return error_response(e)
+    doc = await openapi_document(request.app.state, claims, schema)
+    headers = {"Content-Profile": schema} if profiled else None
+    return Response(
+        json.dumps(doc), media_type="application/openapi+json; charset=utf-8", headers=headers
+    )
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes | None:

@@ -82,9 +82,13 @@ def _error(e: ParseError) -> ApiError:
     return ApiError(e.status, e.code, e.message, e.details, e.hint)
 
 
-def _schema(req: RestRequest, settings: ApiSettings) -> tuple[str, bool]:
-    header = "accept-profile" if req.method in ("GET", "HEAD") else "content-profile"
-    wanted = req.headers.get(header)
+def request_schema(
+    method: str, headers: Mapping[str, str], settings: ApiSettings
+) -> tuple[str, bool]:
+    """The schema a request names (`Accept-Profile`/`Content-Profile`), and whether it named
+    one; PGRST106 when it is not one of `[api] schemas`."""
+    header = "accept-profile" if method in ("GET", "HEAD") else "content-profile"
+    wanted = headers.get(header)
     if wanted is None:
         return settings.schemas[0], False
     if wanted not in settings.schemas:
@@ -192,7 +196,7 @@ class RestService:
 
     async def _handle(self, req: RestRequest) -> RestResponse:
         settings = self.ctx.settings
-        schema, profiled = _schema(req, settings)
+        schema, profiled = request_schema(req.method, req.headers, settings)
         prefer = tuple(v for k, v in _items(req.headers) if k == "prefer")
         prefs = parse_prefer(list(prefer))
         prefs.check_strict()

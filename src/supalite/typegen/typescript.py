@@ -312,13 +312,15 @@ class _Generator:
         return "Relationships: [\n" + "\n".join(_indent(i) for i in items) + "\n]"
 
     def computed_fields(self, schema: str, rel: Relation, at: int) -> list[str]:
-        """Functions of the row (one unnamed argument of its type): fields of the Row type."""
+        """Functions of the row — computed fields, and computed relationships (the row type of
+        the table they return) — as fields of the Row type.  The CLI picks them by their
+        argument list as Postgres prints it (`pg_get_function_arguments`) being the relation's
+        name: one unnamed argument, without a default, of the row type of a relation in the
+        function's schema that the search_path shows unqualified (a table of a schema off the
+        search_path prints as `schema.table`, and gets none)."""
         out = []
         for f in self.functions[schema]:
-            if len(f.args) != 1 or f.args[0].name or f.args[0].mode != "in":
-                continue
-            t = self.cat.types.get(f.args[0].type_oid)
-            if t is None or t.relation_oid != rel.oid or f.args[0].has_default:
+            if f.argument_types != rel.name:
                 continue
             result = self.returns(schema, f, at)
             if "\n" in result:
