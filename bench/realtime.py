@@ -283,9 +283,11 @@ def main() -> None:
         (project / "supabase" / "migrations").mkdir(parents=True)
         (project / "supabase" / "migrations" / "20240101000000_bench.sql").write_text(SCHEMA)
         api_port, db_port, echo_port = free_port(), free_port(), free_port()
-        # The subscribers join faster than the default 100 joins/s (averaged over a minute).
+        # The subscribers join faster than the default 100 joins/s (averaged over a minute),
+        # and may be more than the default 200 concurrent users.
         env = {**os.environ, "SUPALITE_PORT": str(api_port), "SUPALITE_DB_PORT": str(db_port),
-               "SUPALITE_JWT_SECRET": SECRET, "TENANT_MAX_JOINS_PER_SECOND": "1000000"}  # fmt: skip
+               "SUPALITE_JWT_SECRET": SECRET, "TENANT_MAX_JOINS_PER_SECOND": "1000000",
+               "TENANT_MAX_CONCURRENT_USERS": "1000000"}  # fmt: skip
         server, banner = start_supalite(project, env)
         anon = banner["anon key"]
         echo = subprocess.Popen([sys.executable, __file__, "--echo", str(echo_port)])

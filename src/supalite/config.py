@@ -117,6 +117,7 @@ class RealtimeSettings:
     events_per_second: int = 10
     # Supabase Realtime's self-hosted defaults (docs/realtime.md "Limits").
     max_joins_per_second: int = 100
+    max_concurrent_users: int = 200
     max_presence_events_per_second: int = 1000
     max_client_presence_events_per_window: int = 5
     client_presence_window_ms: int = 30_000
@@ -569,6 +570,8 @@ FIELDS: tuple[Field, ...] = (
     # Env names as Supabase Realtime reads them (config/runtime.exs).
     Field("realtime.max_joins_per_second", _int(1, 1_000_000),
           json="realtime.params.maxJoinsPerSecond", env=("TENANT_MAX_JOINS_PER_SECOND",)),
+    Field("realtime.max_concurrent_users", _int(1, 1_000_000),
+          json="realtime.params.maxConcurrentUsers", env=("TENANT_MAX_CONCURRENT_USERS",)),
     Field("realtime.max_presence_events_per_second", _int(1, 1_000_000),
           json="realtime.params.maxPresenceEventsPerSecond"),
     Field("realtime.max_client_presence_events_per_window", _int(1, 1_000_000),

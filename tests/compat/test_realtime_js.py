@@ -33,6 +33,7 @@ CHECKS = [
     "broadcast_self_ack",
     "http_send",
     "presence",
+    "presence_retrack",
     "private_channels",
     "token_refresh",
     "token_expiry_closes",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -22,9 +23,10 @@ import jwt
 import pytest
 import websockets
 
+from realtime import AsyncRealtimeClient
 from supalite.realtime import protocol
 from tests.auth.conftest import start_server
-from tests.helpers import LiveServer
+from tests.helpers import ExternalPostgres, LiveServer, free_port, supalite
 
 ALICE = "11111111-1111-1111-1111-111111111111"
 BOB = "22222222-2222-2222-2222-222222222222"
@@ -226,6 +228,25 @@ def realtime_project(root: Path, edit: Callable[[str], str] = lambda s: s) -> Li
     return start_server(root, edit)
 
 
+def init_project(root: Path) -> None:
+    """`supalite init` in `root`, on free ports."""
+    assert supalite("init", cwd=root).returncode == 0
+    cfg = root / "supabase" / "config.toml"
+    text = cfg.read_text().replace("port = 54321", f"port = {free_port()}")
+    cfg.write_text(text.replace("port = 54322", f"port = {free_port()}"))
+
+
+def start_rt(root: Path, config: dict[str, Any] | None = None, **env: str) -> RT:
+    """A live server of its own, with realtime limits set by config JSON and/or env."""
+    init_project(root)
+    args: list[str] = []
+    if config is not None:
+        path = root / "supalite.json"
+        path.write_text(json.dumps({"supabase": config}))
+        args = ["--config", str(path)]
+    return RT(LiveServer(root, *args, env=env).start())
+
+
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
     server = realtime_project(tmp_path_factory.mktemp("realtime"))
@@ -254,3 +275,68 @@ async def sockets(rt: RT) -> AsyncIterator[Callable[..., Any]]:
 
 def unique(prefix: str = "room") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def py_client(rt: RT) -> AsyncRealtimeClient:
+    """A connected realtime-py client (supabase-py's), as an app would open it."""
+    c = AsyncRealtimeClient(f"{rt.server.url}/realtime/v1", rt.server.anon_key,
+                            auto_reconnect=False)  # fmt: skip
+    await c.connect()
+    return c
+
+
+async def until(ready: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Wait for a client's callbacks to have seen something (they run on their own time)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < deadline, f"never saw {what}"
+        await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------- several processes
+
+
+@pytest.fixture(scope="module")
+def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalPostgres]:
+    """A PostgreSQL of its own (with logical decoding) that several supalite processes share."""
+    ext = ExternalPostgres(tmp_path_factory.mktemp("rt-shared"), free_port())
+    ext.start()
+
+    async def logical() -> None:
+        conn = await asyncpg.connect(ext.url)
+        await conn.execute("alter system set wal_level = logical")
+        await conn.close()
+
+    try:
+        asyncio.run(logical())
+        kw: dict[str, Any] = {}
+        if ext.account:
+            kw = {"user": ext.account.pw_uid, "group": ext.account.pw_gid, "extra_groups": []}
+        # With a log file, so pg_ctl does not hand the server our pipes.
+        subprocess.run(
+            [
+                str(ext.bindir / "pg_ctl"),
+                "-D",
+                str(ext.pgdata),
+                "-w",
+                "-l",
+                str(ext.base / "log"),
+                "restart",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            **kw,
+        )
+        yield ext
+    finally:
+        ext.stop()
+
+
+def db_server(root: Path, db: ExternalPostgres, secret: str, **env: str) -> LiveServer:
+    """A supalite process on `db` (as on a managed database), signing with `secret`."""
+    init_project(root)
+    server = LiveServer(root, env={"DATABASE_URL": db.url, "JWT_SECRET": secret, **env})
+    for name in ("SUPALITE_JWT_SECRET", "SUPALITE_DB_URL"):
+        server.env.pop(name, None)
+    return server.start()

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from supalite.realtime import protocol
-from tests.realtime.conftest import ALICE, BOB, RT, unique
+from tests.realtime.conftest import ALICE, BOB, RT, py_client, unique, until
 
 
 def is_broadcast(event: str) -> Any:
@@ -185,6 +185,71 @@ async def test_presence_track_untrack_and_socket_death(sockets: Any) -> None:
     await a.ws.close()
     diff = (await b.event(topic, "presence_diff"))["payload"]
     assert diff["leaves"]["alice"]["metas"][0]["status"] == "back"
+
+
+def track(payload: Any) -> dict[str, Any]:
+    return {"type": "presence", "event": "track", "payload": payload}
+
+
+async def test_identical_track_is_a_no_op(sockets: Any) -> None:
+    """As Supabase (`:no_payload_change`): tracking the payload already tracked is answered
+    `ok` and sends no diff; any other payload, even equal in Python, is a new track."""
+    a, b = await sockets(), await sockets("2.0.0")
+    name = unique()
+    topic = f"realtime:{name}"
+    a_ref, _ = await a.join(name, {"presence": {"key": "alice", "enabled": True}})
+    b_ref, _ = await b.join(name, {"presence": {"key": "bob", "enabled": True}})
+    ref = await a.send(topic, "presence", track({"s": "on", "n": 1, "t": True}), join_ref=a_ref)
+    assert await a.reply(ref) == {"status": "ok", "response": {}}
+    first = (await b.event(topic, "presence_diff"))["payload"]["joins"]["alice"]["metas"][0]
+    await a.event(topic, "presence_diff")  # its own
+
+    # The same map (key order aside): answered, and nobody hears of it...
+    ref = await a.send(topic, "presence", track({"t": True, "n": 1, "s": "on"}), join_ref=a_ref)
+    assert await a.reply(ref) == {"status": "ok", "response": {}}
+    # ...so the next diff anyone sees is the next real change, replacing the first meta.
+    # 1.0 is not 1 and 1 is not true, as Elixir compares decoded JSON.
+    for meta in ({"s": "on", "n": 1.0, "t": True}, {"s": "on", "n": 1.0, "t": 1}):
+        await a.send(topic, "presence", track(meta), join_ref=a_ref)
+        for s in (a, b):
+            diff = (await s.event(topic, "presence_diff"))["payload"]
+            (new,) = diff["joins"]["alice"]["metas"]
+            assert diff["leaves"] == {"alice": {"metas": [first]}}
+            assert new["phx_ref_prev"] == first["phx_ref"]
+            assert {k: new[k] for k in meta} == meta
+        first = {k: v for k, v in new.items() if k != "phx_ref_prev"}
+    await b.nothing(lambda m: m["event"] == "presence_diff", wait=0.3)
+    # After an untrack, the same payload is a new track (a channel has 5 presence messages
+    # per 30 s: bob's channel does this part).
+    for event in ("track", "untrack", "track"):
+        msg = track({"s": "in"}) if event == "track" else {"type": "presence", "event": event}
+        await b.send(topic, "presence", msg, join_ref=b_ref)
+        diff = (await a.event(topic, "presence_diff"))["payload"]
+        assert list(diff["joins" if event == "track" else "leaves"]) == ["bob"]
+
+
+async def test_identical_track_through_realtime_py(rt: RT) -> None:
+    """realtime-py's `track()` called again with the same status: the others see no change."""
+    a, b = await py_client(rt), await py_client(rt)
+    try:
+        name = unique()
+        seen: list[Any] = []  # alice's status at each presence sync b gets
+        cb = b.channel(name, {"config": {"presence": {"key": "bob"}}})
+        cb.on_presence_sync(lambda: seen.append(
+            [m.get("mood") for m in cb.presence_state().get("alice", [])]))  # fmt: skip
+        await cb.subscribe()
+        await until(lambda: seen == [[]], "bob's presence_state")
+        ca = a.channel(name, {"config": {"presence": {"key": "alice"}}})
+        await ca.subscribe()
+        await ca.track({"mood": "ok"})
+        await ca.track({"mood": "ok"})
+        await ca.track({"mood": "away"})
+        await until(lambda: ["away"] in seen, "alice away")
+        # presence_state at join, then one diff per real change: no leave+join for nothing.
+        assert seen == [[], ["ok"], ["away"]]
+    finally:
+        await a.close()
+        await b.close()
 
 
 PRIVATE_POLICY = f"""

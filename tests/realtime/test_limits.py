@@ -19,31 +19,17 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+from realtime import RealtimeSubscribeStates
 from supalite.config import load_settings
 from supalite.realtime.limits import TICK, RateCounter
-from tests.helpers import LiveServer, free_port, supalite
-from tests.realtime.conftest import RT, unique
+from tests.realtime.conftest import RT, py_client, start_rt, unique
 
 JOIN_LIMITED = "ClientJoinRateLimitReached: Too many joins per second"
 
 
-def _start(root: Path, config: dict[str, Any] | None = None, **env: str) -> RT:
-    assert supalite("init", cwd=root).returncode == 0
-    cfg = root / "supabase" / "config.toml"
-    text = cfg.read_text().replace("port = 54321", f"port = {free_port()}")
-    cfg.write_text(text.replace("port = 54322", f"port = {free_port()}"))
-    args: list[str] = []
-    if config is not None:
-        path = root / "supalite.json"
-        path.write_text(json.dumps({"supabase": config}))
-        args = ["--config", str(path)]
-    return RT(LiveServer(root, *args, env=env).start())
-
-
 @pytest.fixture(scope="module")
 def joins_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
-    rt = _start(tmp_path_factory.mktemp("rt-joins"), TENANT_MAX_JOINS_PER_SECOND="1")
+    rt = start_rt(tmp_path_factory.mktemp("rt-joins"), TENANT_MAX_JOINS_PER_SECOND="1")
     try:
         yield rt
     finally:
@@ -52,11 +38,22 @@ def joins_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
 
 @pytest.fixture(scope="module")
 def presence_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
-    rt = _start(
+    rt = start_rt(
         tmp_path_factory.mktemp("rt-presence"),
         {"realtime": {"params": {"maxPresenceEventsPerSecond": 1}}},
         CLIENT_PRESENCE_WINDOW_MS="3000",  # the count stays Supabase's default, 5
     )
+    try:
+        yield rt
+    finally:
+        rt.server.stop()
+
+
+@pytest.fixture(scope="module")
+def retrack_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
+    """Presence limited to 1/s, counters untouched by the other tests."""
+    rt = start_rt(tmp_path_factory.mktemp("rt-retrack"),
+                {"realtime": {"params": {"maxPresenceEventsPerSecond": 1}}})  # fmt: skip
     try:
         yield rt
     finally:
@@ -72,13 +69,6 @@ def _presence(event: str, payload: dict[str, Any] | None = None) -> dict[str, An
     if payload is not None:
         msg["payload"] = payload
     return msg
-
-
-async def _py_client(rt: RT) -> AsyncRealtimeClient:
-    c = AsyncRealtimeClient(f"{rt.server.url}/realtime/v1", rt.server.anon_key,
-                            auto_reconnect=False)  # fmt: skip
-    await c.connect()
-    return c
 
 
 # ---------------------------------------------------------------------- the counter itself
@@ -139,7 +129,7 @@ async def _closed_with(s: Any, name: str, message: str) -> None:
 
 async def test_joins_per_second(joins_rt: RT) -> None:
     """Limit 1/s: six joins in one tick average 1.2/s; the next (empty) tick brings 0.6."""
-    py = await _py_client(joins_rt)  # connected while joins are allowed
+    py = await py_client(joins_rt)  # connected while joins are allowed
     s = await joins_rt.socket("2.0.0")
     try:
         first = time.monotonic()
@@ -273,7 +263,7 @@ async def test_client_presence_messages_per_window(presence_rt: RT) -> None:
 
 
 async def test_client_presence_limit_through_realtime_py(presence_rt: RT) -> None:
-    py = await _py_client(presence_rt)
+    py = await py_client(presence_rt)
     try:
         states: list[tuple[Any, str]] = []
         ch = py.channel(unique())
@@ -289,3 +279,35 @@ async def test_client_presence_limit_through_realtime_py(presence_rt: RT) -> Non
         assert json.loads(error)["message"] == "Client presence rate limit exceeded"
     finally:
         await py.close()
+
+
+async def test_identical_track_not_counted_as_presence_event(retrack_rt: RT) -> None:
+    """Supabase returns `:no_payload_change` before `limit_presence_event`: a re-track of the
+    same payload costs the project nothing, though the channel's own window counts it."""
+    s = await retrack_rt.socket()
+    try:
+        first = time.monotonic()
+        name = unique()
+        topic = f"realtime:{name}"
+        join_ref, _ = await s.join(name, {"presence": {"key": "k", "enabled": True}})
+        await s.event(topic, "presence_state")
+        ref = await s.send(topic, "presence", _presence("track", {"n": 1}), join_ref=join_ref)
+        assert (await s.reply(ref))["status"] == "ok"
+        await s.event(topic, "presence_diff")  # 3 events: state, track, diff (0.6/s)
+        for _ in range(4):  # counted, these would add 8 more (2.2/s)
+            ref = await s.send(topic, "presence", _presence("track", {"n": 1}),
+                               join_ref=join_ref)  # fmt: skip
+            assert await s.reply(ref) == {"status": "ok", "response": {}}
+        # The channel's window (5 per 30 s) is full: its next message closes it.
+        ref = await s.send(topic, "presence", _presence("track", {"n": 1}), join_ref=join_ref)
+        await _closed_with(s, name, "Client presence rate limit exceeded")
+        await _until(first + TICK + 0.5)
+
+        # The tick has ended at 0.6/s, under the limit: a new track is accepted.
+        name = unique()
+        join_ref, _ = await s.join(name)
+        ref = await s.send(f"realtime:{name}", "presence", _presence("track", {"n": 2}),
+                           join_ref=join_ref)  # fmt: skip
+        assert await s.reply(ref) == {"status": "ok", "response": {}}
+    finally:
+        await s.close()

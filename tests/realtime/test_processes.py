@@ -6,74 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
-from tests.helpers import ExternalPostgres, LiveServer, free_port, supalite
-from tests.realtime.conftest import RT, Socket, unique
+from tests.helpers import ExternalPostgres, LiveServer
+from tests.realtime.conftest import RT, Socket, db_server, init_project, unique
 
 SECRET = "realtime-two-processes-secret-0123456789abcdef"
-
-
-@pytest.fixture(scope="module")
-def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalPostgres]:
-    ext = ExternalPostgres(tmp_path_factory.mktemp("rt-shared"), free_port())
-    ext.start()
-
-    async def logical() -> None:
-        conn = await asyncpg.connect(ext.url)
-        await conn.execute("alter system set wal_level = logical")
-        await conn.close()
-
-    try:
-        asyncio.run(logical())
-        kw: dict[str, Any] = {}
-        if ext.account:
-            kw = {"user": ext.account.pw_uid, "group": ext.account.pw_gid, "extra_groups": []}
-        # With a log file, so pg_ctl does not hand the server our pipes.
-        subprocess.run(
-            [
-                str(ext.bindir / "pg_ctl"),
-                "-D",
-                str(ext.pgdata),
-                "-w",
-                "-l",
-                str(ext.base / "log"),
-                "restart",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            **kw,
-        )
-        yield ext
-    finally:
-        ext.stop()
-
-
-def _server(root: Path, db: ExternalPostgres) -> LiveServer:
-    assert supalite("init", cwd=root).returncode == 0
-    cfg = root / "supabase" / "config.toml"
-    text = cfg.read_text().replace("port = 54321", f"port = {free_port()}")
-    cfg.write_text(text.replace("port = 54322", f"port = {free_port()}"))
-    server = LiveServer(root, env={"DATABASE_URL": db.url, "JWT_SECRET": SECRET})
-    for name in ("SUPALITE_JWT_SECRET", "SUPALITE_DB_URL"):
-        server.env.pop(name, None)
-    return server.start()
 
 
 @pytest.fixture(scope="module")
 def pair(
     shared_db: ExternalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RT, RT]]:
-    a = _server(tmp_path_factory.mktemp("proc-a"), shared_db)
+    a = db_server(tmp_path_factory.mktemp("proc-a"), shared_db, SECRET)
     try:
-        b = _server(tmp_path_factory.mktemp("proc-b"), shared_db)
+        b = db_server(tmp_path_factory.mktemp("proc-b"), shared_db, SECRET)
     except BaseException:
         a.stop()
         raise
@@ -197,10 +147,7 @@ async def test_presence_across_processes_and_capture_takeover(pair: tuple[RT, RT
 def test_workers_deliver_exactly_once(tmp_path_factory: pytest.TempPathFactory) -> None:
     """`--workers 2`: sockets land on either worker; each hears every message once."""
     root = tmp_path_factory.mktemp("workers")
-    assert supalite("init", cwd=root).returncode == 0
-    cfg = root / "supabase" / "config.toml"
-    text = cfg.read_text().replace("port = 54321", f"port = {free_port()}")
-    cfg.write_text(text.replace("port = 54322", f"port = {free_port()}"))
+    init_project(root)
     server = LiveServer(root, "--workers", "2").start()
     rt = RT(server)
 

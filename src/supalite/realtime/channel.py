@@ -40,6 +40,10 @@ def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _bool(value: Any, default: bool = False) -> bool:
     return value if isinstance(value, bool) else default
 
@@ -229,6 +233,11 @@ class Channel:
                 if not self.can("presence", "write"):
                     self.conn.reply(frame, "error", {})
                     return
+            if self._tracking(meta):
+                # Supabase's `:no_payload_change`: answered, nothing sent to anyone, and not
+                # counted towards the project's presence rate (the channel's window counted it).
+                self.conn.reply(frame, "ok", {})
+                return
             if not self._allow_presence_event():
                 self.shutdown(PRESENCE_RATE_LIMITED)
                 return
@@ -242,6 +251,13 @@ class Channel:
             self.conn.reply(frame, "ok", {})
         else:
             self.conn.reply(frame, "error", {})
+
+    def _tracking(self, meta: dict[str, Any]) -> bool:
+        """Is `meta` what this channel tracks now?  Compared as Elixir compares the decoded
+        maps: key order aside, exactly (`1` is not `1.0`, `true` is not `1`), hence as JSON."""
+        if self.presence_ref is None or self.presence_meta is None:
+            return False
+        return _canonical(meta) == _canonical(self.presence_meta)
 
     async def _access_token(self, frame: Frame) -> None:
         payload = frame.payload if isinstance(frame.payload, dict) else {}

@@ -32,6 +32,7 @@ log = logging.getLogger("supalite.realtime")
 IDLE_TIMEOUT = 60.0  # seconds without any frame (heartbeats come every 25 s)
 MAX_CHANNELS = 100  # Supabase's default max_channels_per_client
 JOIN_RATE_LIMITED = "ClientJoinRateLimitReached: Too many joins per second"
+USERS_LIMITED = "ConnectionRateLimitReached: Too many connected users"
 OUT_QUEUE = 10_000  # frames waiting for a slow client before it is disconnected
 CLOSE_INVALID = 1007
 CLOSE_TOO_BIG = 1009
@@ -72,6 +73,7 @@ class Connection:
             for ch in list(self.channels.values()):
                 ch.dispose()
             self.channels.clear()
+            self.service.users.remove(self)  # a user is counted until its socket goes
             self._close(1000)  # no-op when already closing
             with contextlib.suppress(asyncio.TimeoutError, Exception):
                 await asyncio.wait_for(writer, 2)
@@ -162,6 +164,11 @@ class Connection:
         if old is not None:
             self.close_channel(old)  # Phoenix: a duplicate join replaces the channel
         if frame.topic != "realtime:":  # TopicNameRequired comes first, and is not counted
+            if not self.service.allow_user(self, self.limits.max_concurrent_users):
+                # As Supabase: refused before the joins limit counts it; the socket stays.
+                log.warning("realtime: %s", USERS_LIMITED)
+                self.reply(frame, "error", {"reason": USERS_LIMITED})
+                return
             if not self.service.allow_join(self.limits.max_joins_per_second):
                 # As Supabase: the join is refused and the socket disconnected.
                 log.warning("realtime: %s", JOIN_RATE_LIMITED)
@@ -180,6 +187,7 @@ class Connection:
             return
         self.channels[ch.topic] = ch
         self.service.register(ch)
+        self.service.users.add(self)  # Supabase counts a socket from its first joined channel
         self.reply(frame, "ok", response)
         await ch.after_join()
 

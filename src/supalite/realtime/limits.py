@@ -9,13 +9,17 @@ keeps its own counters.
 
 `ClientWindow` is the per-channel presence limit (`presence_handler.ex`): at most `calls`
 presence messages in a window that the first of them opens.
+
+`UsersCounter` is Supabase's `Realtime.UsersCounter` (a `Forum.Census` scope): the sockets with
+a joined channel, counted exactly on their own process, plus the counts the other processes
+last announced (Census broadcasts each node's counts to its peers every few seconds).
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 TICK = 5.0  # seconds per sample, as Supabase's rate counters
 SAMPLES = 12  # samples kept: the average covers the last minute
@@ -73,3 +77,39 @@ class ClientWindow:
             return False
         self._count += 1
         return True
+
+
+class UsersCounter:
+    def __init__(self, stale_after: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._stale_after = stale_after  # a peer silent this long is gone (or dead)
+        self._local: set[Hashable] = set()
+        self._peers: dict[str, tuple[int, float]] = {}  # node → (count, when announced)
+
+    def add(self, socket: Hashable) -> None:
+        self._local.add(socket)
+
+    def remove(self, socket: Hashable) -> None:
+        self._local.discard(socket)
+
+    def counted(self, socket: Hashable) -> bool:
+        return socket in self._local
+
+    @property
+    def local(self) -> int:
+        return len(self._local)
+
+    def peer(self, node: str, count: int) -> None:
+        """What another process announced it holds (0 when it stops)."""
+        if count > 0:
+            self._peers[node] = (count, self._clock())
+        else:
+            self._peers.pop(node, None)
+
+    def total(self) -> int:
+        """Sockets counted on every live process."""
+        now = self._clock()
+        for node, (_, seen) in list(self._peers.items()):
+            if now - seen > self._stale_after:
+                del self._peers[node]
+        return len(self._local) + sum(count for count, _ in self._peers.values())

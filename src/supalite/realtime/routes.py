@@ -47,7 +47,11 @@ async def websocket(ws: WebSocket) -> None:
         await _deny(ws, 401, message)
         return
     limits = ws.app.state.runtime.settings.realtime
-    if service.joins.avg >= limits.max_joins_per_second:  # as Supabase's connect check
+    # Supabase's connect checks (`TenantRateLimiters.check_tenant`), in its order.
+    if service.users.total() >= limits.max_concurrent_users:
+        await _deny(ws, 429, "Too many connected users")
+        return
+    if service.joins.avg >= limits.max_joins_per_second:
         await _deny(ws, 429, "Too many joins per second")
         return
     await ws.accept()

@@ -26,11 +26,12 @@ from supalite.realtime import sql
 from supalite.realtime.bus import Bus
 from supalite.realtime.capture import Capture
 from supalite.realtime.changes import PARALLEL_CHECKS, ChangeFeed
-from supalite.realtime.limits import RateCounter
+from supalite.realtime.limits import RateCounter, UsersCounter
 from supalite.realtime.protocol import UserBroadcast
 
 if TYPE_CHECKING:
     from supalite.realtime.channel import Channel
+    from supalite.realtime.connection import Connection
 
 log = logging.getLogger("supalite.realtime")
 
@@ -59,6 +60,9 @@ class RealtimeService:
         # This process's share of the tenant-wide limits (docs/realtime.md "Limits").
         self.joins = RateCounter()
         self.presence_events = RateCounter()
+        # Tenant-wide like Supabase's: sockets here, plus what the other processes announce.
+        self.users = UsersCounter(_DEAD_AFTER)
+        self._announced = 0
 
     async def _connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self._url)
@@ -90,6 +94,7 @@ class RealtimeService:
             for ch in list(channels):
                 ch.close_for_shutdown()
         self.bus.execute(sql.PRESENCE_DEL_NODE, self.node)
+        self.bus.publish({"k": "u", "c": 0})  # the others stop counting our sockets now
         self.bus.execute(sql.NODE_GONE, self.node)
         for t in self._tasks:
             t.cancel()
@@ -126,6 +131,11 @@ class RealtimeService:
             return False
         self.joins.add()
         return True
+
+    def allow_user(self, conn: Connection, limit: int) -> bool:
+        """Supabase's `limit_max_users`: a socket not yet counted may join a channel only
+        while fewer than `limit` sockets (on every process) have one."""
+        return self.users.counted(conn) or self.users.total() < limit
 
     def allow_presence_event(self, limit: int) -> bool:
         """Supabase's `limit_presence_event` (a track, or a presence_state sent at join)."""
@@ -248,6 +258,8 @@ class RealtimeService:
                 )
         elif kind == "p":
             self._deliver_diff(str(m.get("t")), m.get("joins") or {}, m.get("leaves") or {})
+        elif kind == "u" and isinstance(m.get("c"), int):
+            self.users.peer(str(m.get("n")), m["c"])
 
     async def _on_reconnect(self) -> None:
         self._feed_wake.set()  # changes stored while the listener was away are read now
@@ -265,9 +277,18 @@ class RealtimeService:
             except Exception:  # a bug must cost one batch, not every later change
                 log.exception("realtime: a batch of changes could not be delivered")
 
+    def _announce_users(self) -> None:
+        """Our count of connected users, for the other processes' limit (as Census does,
+        every beat; an idle process that has said 0 stays quiet)."""
+        count = self.users.local
+        if count or self._announced:
+            self.bus.publish({"k": "u", "c": count})
+        self._announced = count
+
     async def _beat_loop(self) -> None:
         while True:
             await asyncio.sleep(_BEAT_SECONDS)
+            self._announce_users()
             try:
                 async with self.pool.acquire() as conn:
                     await conn.execute(sql.NODE_BEAT, self.node)

@@ -205,6 +205,29 @@ await check('presence', async () => {
   return { joins, leaves }
 })
 
+await check('presence_retrack', async () => {
+  // track() again with what is already tracked (apps do, e.g. on every render): the others
+  // see nothing, as on Supabase; a real change is one diff.
+  const topic = name('retrack')
+  const a = track(await client())
+  const b = track(await client())
+  const seen = [] // alice's moods at each sync bob gets
+  let cb = null
+  cb = await subscribed(
+    b.channel(topic, { config: { presence: { key: 'bob' } } }).on('presence', { event: 'sync' }, () =>
+      seen.push((cb?.presenceState().alice ?? []).map((m) => m.mood)),
+    ),
+  )
+  await until(() => seen.length === 1, 'the presence_state sync')
+  const ca = await subscribed(a.channel(topic, { config: { presence: { key: 'alice' } } }))
+  for (const mood of ['ok', 'ok', 'away']) {
+    expect((await ca.track({ mood })) === 'ok', 'track answered', mood)
+  }
+  await until(() => seen.some((s) => s.includes('away')), () => `away in ${JSON.stringify(seen)}`)
+  expect(JSON.stringify(seen.slice(1)) === '[["ok"],["away"]]', 'one sync per real change', seen)
+  return seen
+})
+
 await check('private_channels', async () => {
   const topic = name('alice-private')
   const alice = track(await client(mint(ALICE)))
