@@ -389,6 +389,8 @@ def explain_rows(rows_sql: str) -> str:
     return f"EXPLAIN (FORMAT JSON) {rows_sql}"
 
 
+NO_BODY = "none"  # a body shape beside the media types: the statement renders no body
+
 _BODIES = {
     "json": "coalesce(json_agg(_postgrest_t), '[]')::text",
     "json_stripped": "coalesce(json_strip_nulls(json_agg(_postgrest_t)), '[]')::text",
@@ -400,6 +402,14 @@ _BODIES = {
     "row_to_json(pgrst_h)) AS pgrst_k FROM (SELECT * FROM pgrst_source LIMIT 1) AS pgrst_h) "
     "AS pgrst_keys) || E'\\n' || coalesce(string_agg(substring(_postgrest_t::text, 2, "
     "length(_postgrest_t::text) - 2), E'\\n'), '')",
+    # PostgREST's GeoJSON (SqlFragment.asGeoJsonF): PostGIS ≥ 3 makes each row a Feature, its
+    # geometry column the geometry and the other columns the properties.  The function is
+    # found on the request's search path (`extensions` is on it, where Supabase keeps PostGIS),
+    # as PostgREST finds it; without PostGIS the statement fails with 42883.
+    "geojson": "json_build_object('type', 'FeatureCollection', 'features', "
+    "coalesce(json_agg(ST_AsGeoJSON(_postgrest_t)::json), '[]'))::text",
+    # No body at all (PostgREST's NoAgg): HEAD, and writes that return no representation.
+    NO_BODY: "''::text",
 }
 
 
@@ -426,15 +436,18 @@ def wrap_body(
     )
 
 
-def scalar_call(prefix: str, call: str, *, returns_set: bool) -> str:
-    """A function returning scalars: its value (or, for SETOF, an array of them) as JSON."""
+def scalar_call(prefix: str, call: str, *, returns_set: bool, media: str = "json") -> str:
+    """A function returning scalars: its value (or, for SETOF, an array of them) as JSON; as
+    GeoJSON, the rows of its values (`pgrst_scalar`) as features, as PostgREST renders them."""
     frm = f" FROM {prefix.removesuffix(', LATERAL ')}" if prefix else ""
-    if returns_set:
+    if returns_set or media == "geojson":
+        body = "coalesce(json_agg(_postgrest_t.pgrst_scalar), '[]')::text"
+        if media == "geojson":
+            body = _BODIES[media]
         return (
             f"WITH pgrst_source AS (SELECT {call} AS pgrst_scalar{frm}) "
-            "SELECT NULL::bigint AS total, count(*) AS page_total, "
-            "coalesce(json_agg(pgrst_source.pgrst_scalar), '[]')::text AS body, "
-            f"{_RESPONSE_GUCS} FROM pgrst_source"
+            f"SELECT NULL::bigint AS total, count(*) AS page_total, {body} AS body, "
+            f"{_RESPONSE_GUCS} FROM pgrst_source AS _postgrest_t"
         )
     return (
         "SELECT NULL::bigint AS total, 1::bigint AS page_total, "
@@ -457,6 +470,7 @@ def insert_sql(
     missing_default: bool = False,
 ) -> str:
     cols = ", ".join(q(c) for c in columns)
+    defs = _record_defs(table, columns)
     if columns and missing_default:
         # Keys a row lacks take the column's DEFAULT (its catalog expression), per row.
         exprs = ", ".join(
@@ -467,14 +481,11 @@ def insert_sql(
         sql = (
             f"INSERT INTO {table.qualified} ({cols}) SELECT {exprs} FROM "
             f"json_array_elements({body_param}) WITH ORDINALITY AS pgrst_e(j, n), "
-            f"LATERAL json_populate_record(NULL::{table.qualified}, pgrst_e.j) AS pgrst_r "
+            f"LATERAL json_to_record(pgrst_e.j) AS pgrst_r({defs}) "
             "ORDER BY pgrst_e.n"
         )
     elif columns:
-        rows = (
-            f"SELECT {cols} FROM json_populate_recordset(NULL::{table.qualified}, "
-            f"{body_param}) AS pgrst_body"
-        )
+        rows = f"SELECT {cols} FROM json_to_recordset({body_param}) AS pgrst_body({defs})"
         sql = f"INSERT INTO {table.qualified} ({cols}) {rows}"
     else:  # `{}` or `[{}, {}]`: rows of defaults only
         sql = f"INSERT INTO {table.qualified} SELECT FROM json_array_elements({body_param})"
@@ -493,9 +504,16 @@ def update_sql(node: Node, columns: list[str], p: Params, body_param: str, retur
     sets = ", ".join(f"{q(c)} = pgrst_body.{q(c)}" for c in columns)
     return (
         f"UPDATE {t.qualified} AS {q(node.alias)} SET {sets} "
-        f"FROM (SELECT * FROM json_populate_record(NULL::{t.qualified}, {body_param})) "
-        f"AS pgrst_body{_where(node, p)} RETURNING {returning}"
+        f"FROM json_to_record({body_param}) AS pgrst_body({_record_defs(t, columns)})"
+        f"{_where(node, p)} RETURNING {returning}"
     )
+
+
+def _record_defs(table: Table, columns: list[str]) -> str:
+    """The body's columns with their types, for json_to_record(set): only the columns sent
+    (as PostgREST does), since a row of the whole table type checks every column's domain,
+    and a NOT NULL domain refuses the NULL of a column left out (to take its default)."""
+    return ", ".join(f"{q(c)} {table.columns[c].type}" for c in columns)
 
 
 def delete_sql(node: Node, p: Params, returning: str) -> str:
