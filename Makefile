@@ -34,6 +34,9 @@ test-deps: $(VENV)/.test-installed
 	@command -v redis-server >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null))
 	@# Debian's pg_cron, against which tests/cron checks the emulation of it.
 	@ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1 || (PGCRON=postgresql-$$(ls /usr/lib/postgresql | sort -n | tail -1)-cron; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PGCRON >/dev/null 2>&1 || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$PGCRON >/dev/null))
+	@# Debian's PostGIS 3 for the major version the embedded Postgres runs (the newest), which
+	@# tests/rest/test_geojson.py creates in `extensions` as Supabase does.
+	@PGV=$$(ls /usr/lib/postgresql | sort -n | tail -1); ls /usr/lib/postgresql/$$PGV/lib/postgis-3.so >/dev/null 2>&1 || (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-$$PGV-postgis-3 >/dev/null 2>&1 || (apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-$$PGV-postgis-3 >/dev/null))
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests bench

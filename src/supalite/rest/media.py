@@ -15,7 +15,7 @@ from typing import Literal
 
 from supalite.rest.errors import ApiError
 
-Media = Literal["json", "json_stripped", "single", "single_stripped", "csv"]
+Media = Literal["json", "json_stripped", "single", "single_stripped", "csv", "geojson"]
 PlanFormat = Literal["json", "text"]
 
 # EXPLAIN's options in PostgREST's order (its Content-Type lists them in this order).
@@ -76,6 +76,10 @@ def _decode(mt: str, params: dict[str, str]) -> tuple[Media, str] | None:
         return "json", "application/json"
     if mt == "text/csv":
         return "csv", "text/csv"
+    if mt == "application/geo+json":
+        # Always acceptable, as in PostgREST (a built-in handler, whether PostGIS is installed
+        # or not): without PostGIS the statement fails with Postgres's own error.
+        return "geojson", "application/geo+json"
     return None
 
 

@@ -407,7 +407,9 @@ class RestService:
             planned = _planned_count(node, above=max_rows if max_rows is not None else -1)
         elif prefs.count == "planned":
             planned = _planned_count(node, above=None)
-        stmt = S.wrap_body(source, count_sql=count, media=media)
+        # HEAD renders no body (PostgREST's NoAgg): it only counts.
+        body = S.NO_BODY if req.method == "HEAD" else media
+        stmt = S.wrap_body(source, count_sql=count, media=body)
         if planned is None:
             return Rendered((stmt,), (tuple(p.values),), (rng, None))
         return Rendered(
@@ -477,7 +479,7 @@ class RestService:
         return json.dumps(rows if many else data, separators=(",", ":")), cols
 
     def _representation(
-        self, node: Node, p: S.Params, dml: str, media: Media, want_rows: bool, extra: str = ""
+        self, node: Node, p: S.Params, dml: str, media: str, want_rows: bool, extra: str = ""
     ) -> str:
         """The statement around a mutation: its RETURNING rows shaped like a read."""
         if want_rows:
@@ -618,11 +620,15 @@ class RestService:
         rep_node = self._mutation_node(planner, table, q, with_filters=False)
         # An upsert whose rows all took the conflict path answers 200, not 201: count inserts.
         merging = action == "create" and prefs.resolution == "merge-duplicates"
+        # The body: the representation in the media asked for; for headers-only, JSON, which
+        # Location is read from; else none (PostgREST's NoAgg: GeoJSON's ST_AsGeoJSON would
+        # refuse the bare rows).
+        body_media = media if want_body else "json" if rep == "headers-only" else S.NO_BODY
         stmt = self._representation(
             rep_node,
             p,
             dml,
-            media,
+            body_media,
             want_body or rep == "headers-only",
             ", (SELECT count(*) FILTER (WHERE pgrst_inserted) FROM pgrst_mutation) AS inserted"
             if merging
@@ -732,10 +738,11 @@ class RestService:
                 total_sql = S.count_query(node, p, source=f"{prefix}{call}")
             # A function returning one row (not SETOF) answers with that row as an object.
             shape: Media = media if fn.returns_set or media != "json" else "single"
-            stmt = S.wrap_body(source, count_sql=total_sql, media=shape)
+            body_media = S.NO_BODY if req.method == "HEAD" else shape  # as for reads
+            stmt = S.wrap_body(source, count_sql=total_sql, media=body_media)
             scalar = False
         else:
-            stmt = S.scalar_call(prefix, call, returns_set=fn.returns_set)
+            stmt = S.scalar_call(prefix, call, returns_set=fn.returns_set, media=media)
             scalar = True
         read_only = is_read or fn.volatility != "v"
         ctx = self._request_context(req, schema, read_only=read_only, prefs=prefs)
@@ -778,7 +785,7 @@ class RestService:
                 status = 206
         resp = RestResponse(status, headers=headers)
         body = row["body"]
-        if scalar or not fn.returns_set:
+        if (scalar or not fn.returns_set) and media != "geojson":
             resp.body = (body if body else "null").encode()
         else:
             resp.body, resp.media_type = _render(body, media)
@@ -832,6 +839,7 @@ _CONTENT_TYPES = {
     "single": "application/vnd.pgrst.object+json; charset=utf-8",
     "single_stripped": "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8",
     "csv": "text/csv; charset=utf-8",
+    "geojson": "application/geo+json; charset=utf-8",
 }
 
 
