@@ -153,7 +153,7 @@ def main() -> None:
         baseline = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "handwritten_app:app", "--port", str(base_port),
              "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-            cwd=HERE, env={**os.environ, "BENCH_DB_URL": db_url},
+            cwd=HERE, env={**os.environ, "BENCH_DB_URL": db_url, "BENCH_JWT_SECRET": SECRET},
         )  # fmt: skip
         try:
             api = f"http://127.0.0.1:{api_port}/rest/v1"
