@@ -47,9 +47,9 @@ class ApiConnection(asyncpg.Connection):  # type: ignore[misc]
         self._session = settings
 
 
-# How a request may end and still leave its connection fit for the next one: an error of
-# Postgres (or of the request) after the statement completed.  Cancellation, timeouts and
-# lost connections can leave a statement running or half-read.
+# What a request may end with that leaves its connection unfit for the next one: cancellation,
+# timeouts and lost connections can leave a statement running or half-read.  (An error of
+# Postgres, or of the request after its statement completed, leaves it fit.)
 _BROKEN = (asyncio.CancelledError, TimeoutError, asyncpg.InterfaceError, OSError)
 
 
@@ -109,7 +109,7 @@ class ApiPool:
             conn = await waiter
         except asyncio.CancelledError:
             # Handed a connection (or a place) just as this request was cancelled: pass it on.
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 given = waiter.result()
                 if given is None:
                     self._free_place()
