@@ -286,3 +286,23 @@ def test_file_etag_algorithm(tmp_path: Path) -> None:
     assert load_settings(tmp_path, env=env).storage.file_etag_algorithm == "mtime"
     with pytest.raises(ConfigError, match="STORAGE_FILE_ETAG_ALGORITHM: bad value"):
         load_settings(tmp_path, env={"STORAGE_FILE_ETAG_ALGORITHM": "sha1"})
+
+
+def test_bucket_objects_path(tmp_path: Path) -> None:
+    """`objects_path` as the CLI resolves it: relative to the supabase/ folder; a path that
+    names nothing is refused when the config is read (unless Storage is off: then nothing is
+    uploaded)."""
+    bucket = '[storage.buckets.images]\nobjects_path = "./images"\n'
+    write_toml(tmp_path, bucket)
+    with pytest.raises(
+        ConfigError, match=r"'storage.buckets.images.objects_path'.*supabase/images"
+    ):
+        load_settings(tmp_path, env={})
+    (tmp_path / "images").mkdir()  # the project's folder is not where the CLI looks
+    with pytest.raises(ConfigError, match="no file or folder at"):
+        load_settings(tmp_path, env={})
+    (tmp_path / "supabase" / "images").mkdir()
+    s = load_settings(tmp_path, env={})
+    assert s.storage.buckets == {"images": {"objects_path": "./images"}}
+    write_toml(tmp_path, "[storage]\nenabled = false\n" + bucket.replace('images"', 'gone"'))
+    assert load_settings(tmp_path, env={}).storage.enabled is False

@@ -105,9 +105,11 @@ def build_app(runtime: Runtime) -> Starlette:
         app.state.schema = SchemaCacheHolder(
             lambda: asyncpg.connect(runtime.admin_url), settings.api.schemas
         )
-        app.state.storage = await StorageContext.start(
-            settings, runtime.keys.jwt_secret, app.state.pools.api, app.state.pools.admin
-        )
+        app.state.storage = None  # `[storage] enabled = false`: nothing of Storage runs
+        if settings.storage.enabled:
+            app.state.storage = await StorageContext.start(
+                settings, runtime.keys.jwt_secret, app.state.pools.api, app.state.pools.admin
+            )
         app.state.cron = CronScheduler(runtime.admin_url, app.state.pools.admin, settings.cron)
         try:
             await app.state.schema.start()
@@ -133,7 +135,8 @@ def build_app(runtime: Runtime) -> Starlette:
             if getattr(app.state, "functions", None) is not None:
                 await app.state.functions.stop()
             await app.state.cron.stop()
-            await app.state.storage.close()
+            if app.state.storage is not None:
+                await app.state.storage.close()
             await app.state.schema.stop()
             await app.state.pools.close()
             log.close()
@@ -144,7 +147,7 @@ def build_app(runtime: Runtime) -> Starlette:
             Route("/health/{service}", service_health, methods=["GET", "HEAD"]),
             Mount("/rest/v1", app=rest_routes.DataApi()),
             Mount("/auth/v1", routes=auth_routes.routes),
-            Mount("/storage/v1", routes=storage_routes.routes),
+            Mount("/storage/v1", routes=storage_routes.routes_for(settings.storage)),
             Mount("/realtime/v1", routes=realtime_routes.routes),
             Mount("/inbox/v1", routes=inbox_routes.routes),
             Mount("/functions/v1", routes=functions_routes.routes),

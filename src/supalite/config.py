@@ -425,6 +425,20 @@ def _check_template_files(settings: Settings, source: Path) -> None:
             )
 
 
+def _check_objects_paths(settings: Settings, source: Path) -> None:
+    """A bucket's objects_path must exist: relative to the supabase/ folder, as the Supabase CLI
+    resolves it (its files are uploaded at start: storage/seed.py)."""
+    if not settings.storage.enabled:
+        return  # nothing is uploaded then
+    for name, spec in settings.storage.buckets.items():
+        objects_path = spec.get("objects_path")
+        if objects_path and not (settings.supabase_dir / objects_path).exists():
+            raise ConfigError(
+                f"{source}: bad value for 'storage.buckets.{name}.objects_path': "
+                f"no file or folder at {settings.supabase_dir / objects_path}"
+            )
+
+
 def _buckets(v: Any) -> Mapping[str, Mapping[str, Any]]:
     """JSON `storage.buckets`: a list of names; TOML `[storage.buckets.<name>]` tables."""
     if isinstance(v, list):
@@ -774,6 +788,7 @@ def load_settings(
     if toml_path.exists():
         settings = _apply(settings, _read_file_values(toml_path, "toml", env))
         _check_template_files(settings, toml_path)
+        _check_objects_paths(settings, toml_path)
         sources.append(str(toml_path))
     if config_file is not None:
         path = Path(config_file).resolve()
@@ -782,6 +797,7 @@ def load_settings(
         kind = "toml" if path.suffix == ".toml" else "json"
         settings = _apply(settings, _read_file_values(path, kind, env))
         _check_template_files(settings, path)
+        _check_objects_paths(settings, path)
         sources.append(str(path))
     settings = _apply(settings, _env_values(env))
     if overrides:

@@ -124,7 +124,10 @@ def test_options_advertises_the_protocol(s: StorageServer) -> None:
     assert r.status_code == 204, r.text
     assert r.headers["tus-resumable"] == "1.0.0"
     assert r.headers["tus-version"] == "1.0.0"
-    assert r.headers["tus-extension"] == "creation,creation-with-upload,termination,expiration"
+    # What Supabase's stores (@tus/file-store, @tus/s3-store) advertise: no concatenation.
+    assert r.headers["tus-extension"] == (
+        "creation,creation-with-upload,creation-defer-length,termination,expiration"
+    )
     assert r.headers["tus-max-size"] == str(5 * 1024 * 1024)
 
 
@@ -214,6 +217,93 @@ def test_creation_with_upload(s: StorageServer) -> None:
     r = create(s, "service", "docs", "tus/empty.txt", 0)
     assert r.status_code == 201 and r.headers["tus-complete"] == "1"
     assert s.download("service", "docs", "tus/empty.txt").content == b""
+
+
+def create_deferred(
+    s: StorageServer, bucket: str, name: str, body: bytes | None = None
+) -> httpx.Response:
+    headers = {**TUS, "Upload-Defer-Length": "1",
+               "Upload-Metadata": meta(bucketName=bucket, objectName=name,
+                                       contentType="text/plain")}  # fmt: skip
+    if body is not None:
+        headers.update(OFFSET_TYPE)
+    return s.call("service", "POST", "/upload/resumable", headers=headers, content=body)
+
+
+def patch_length(
+    s: StorageServer, location: str, offset: int, length: int, data: bytes = b""
+) -> httpx.Response:
+    headers = {**TUS, **OFFSET_TYPE, "Upload-Offset": str(offset), "Upload-Length": str(length)}
+    return s.call("service", "PATCH", at(location), headers=headers, content=data)
+
+
+def test_deferred_length(s: StorageServer) -> None:
+    """creation-defer-length (tus-js-client's `uploadLengthDeferred`): created with
+    `Upload-Defer-Length: 1`, HEAD says so until a PATCH declares `Upload-Length`; the object
+    is stored when the bytes reach it."""
+    r = create_deferred(s, "docs", "tus/deferred.txt", b"hello")
+    assert r.status_code == 201, r.text
+    assert r.headers["upload-offset"] == "5" and "tus-complete" not in r.headers
+    loc = r.headers["location"]
+    h = head(s, "service", loc)
+    assert h.headers["upload-defer-length"] == "1" and "upload-length" not in h.headers
+    assert h.headers["upload-offset"] == "5"
+    p = patch(s, "service", loc, 5, b" big")
+    assert p.status_code == 204 and p.headers["upload-offset"] == "9"
+    assert "tus-complete" not in p.headers and "tus/deferred.txt" not in s.rows("docs")
+    p = patch_length(s, loc, 9, 15, b" world")
+    assert p.status_code == 204, p.text
+    assert p.headers["upload-offset"] == "15" and p.headers["tus-complete"] == "1"
+    assert s.download("service", "docs", "tus/deferred.txt").content == b"hello big world"
+    h = head(s, "service", loc)
+    assert h.headers["upload-length"] == "15" and "upload-defer-length" not in h.headers
+    # The length declared alone, at the offset reached: complete.
+    loc = create_deferred(s, "docs", "tus/at-offset.txt", b"abc").headers["location"]
+    p = patch_length(s, loc, 3, 3)
+    assert p.status_code == 204 and p.headers["tus-complete"] == "1"
+    assert s.download("service", "docs", "tus/at-offset.txt").content == b"abc"
+
+
+INVALID_LENGTH = "Upload-Length or Upload-Defer-Length header required\n"
+
+
+def test_deferred_length_refusals(s: StorageServer) -> None:
+    """@tus/server's rules: the length is declared once, not below the offset, within the
+    bucket's limit; until then the bytes may not pass the limit.  Each refusal keeps what the
+    upload had."""
+    loc = create_deferred(s, "limited", "deferred.txt").headers["location"]
+    p = patch_length(s, loc, 0, 1001)
+    assert (p.status_code, p.text) == (413, "Maximum size exceeded\n")
+    p = patch(s, "service", loc, 0, b"x" * 1001)
+    assert (p.status_code, p.text) == (413, "upload's size exceeded\n")
+
+    def streamed() -> object:
+        yield b"x" * 600
+        yield b"y" * 600
+
+    p = s.call("service", "PATCH", at(loc), content=streamed(),
+               headers={**TUS, **OFFSET_TYPE, "Upload-Offset": "0"})  # fmt: skip
+    assert (p.status_code, p.text) == (413, "Maximum size exceeded\n")
+    h = head(s, "service", loc)
+    assert h.headers["upload-offset"] == "0" and h.headers["upload-defer-length"] == "1"
+    assert patch(s, "service", loc, 0, b"abcd").status_code == 204
+    p = patch_length(s, loc, 4, 3)  # below what arrived
+    assert (p.status_code, p.text) == (400, INVALID_LENGTH)
+    assert patch_length(s, loc, 4, 10, b"ef").status_code == 204
+    p = patch_length(s, loc, 6, 10)  # declared already
+    assert (p.status_code, p.text) == (400, INVALID_LENGTH)
+    p = patch(s, "service", loc, 6, b"ghijk")  # past the declared length
+    assert (p.status_code, p.text) == (413, "upload's size exceeded\n")
+    assert head(s, "service", loc).headers["upload-length"] == "10"
+    assert patch(s, "service", loc, 6, b"ghij").headers["tus-complete"] == "1"
+    assert s.download("service", "limited", "deferred.txt").content == b"abcdefghij"
+    assert upload_id(loc).rpartition("/")[2] not in staged(s)
+    # An upload created with its length cannot declare another.
+    loc = create(s, "service", "docs", "tus/known.txt", 5).headers["location"]
+    p = patch_length(s, loc, 0, 5, b"hello")
+    assert (p.status_code, p.text) == (400, INVALID_LENGTH)
+    assert head(s, "service", loc).headers["upload-offset"] == "0"
+    assert s.call("service", "DELETE", at(loc), headers=TUS).status_code == 204
 
 
 def test_wrong_offset_is_409_and_changes_nothing(s: StorageServer) -> None:
@@ -376,7 +466,19 @@ def test_bad_requests(s: StorageServer) -> None:
           objectName="x.txt")}, 404, "Bucket not found"),
         ({**TUS, "Upload-Length": "3", "Upload-Metadata": meta(bucketName="docs",
           objectName="../x.txt")}, 400, None),
-        ({**TUS, "Upload-Defer-Length": "1", "Upload-Metadata": ok_meta}, 501, None),
+        ({**TUS, "Upload-Defer-Length": "1", "Upload-Length": "3", "Upload-Metadata": ok_meta},
+         400, "Upload-Length or Upload-Defer-Length header required\n"),
+        ({**TUS, "Upload-Defer-Length": "2", "Upload-Metadata": ok_meta}, 400,
+         "Invalid upload-defer-length\n"),
+        # Concatenation, as @tus/server answers it for Supabase (no store has it).
+        ({**TUS, "Upload-Concat": "partial", "Upload-Length": "3", "Upload-Metadata": ok_meta},
+         501, "Concatenation extension is not (yet) supported. Disable parallel uploads in the "
+         "tus client.\n"),
+        ({**TUS, "Upload-Concat": "final;/a /b", "Upload-Metadata": ok_meta}, 501,
+         "Concatenation extension is not (yet) supported. Disable parallel uploads in the "
+         "tus client.\n"),
+        ({**TUS, "Upload-Concat": "whole", "Upload-Length": "3", "Upload-Metadata": ok_meta},
+         400, "Invalid upload-concat\n"),
     ]  # fmt: skip
     for headers, status, body in cases:
         r = s.call("service", "POST", "/upload/resumable", headers=headers)

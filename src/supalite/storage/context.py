@@ -1,8 +1,8 @@
 """What the Storage service needs from the app, and who is calling.
 
 `StorageContext.start` is called by `app.py` at startup: it opens the backend (disk, in the
-data folder, or an S3 bucket: `open_backend`) and makes sure the buckets named in the
-configuration exist.
+data folder, or an S3 bucket: `open_backend`), makes sure the buckets named in the
+configuration exist and uploads their `objects_path` files (`seed.py`).
 """
 
 from __future__ import annotations
@@ -169,6 +169,13 @@ class StorageContext:
         ctx = cls(settings.storage, api_pool, admin_pool, backend, jwt_secret,
                   tus_dir=settings.data_dir / "storage" / "tus")  # fmt: skip
         await ctx.seed_buckets()
+        from supalite.storage.seed import seed_objects  # here: seed builds on this module
+
+        try:
+            await seed_objects(ctx, settings.supabase_dir)
+        except BaseException:
+            await ctx.close()
+            raise
         ctx._sweeper = asyncio.create_task(ctx._sweep_forever())
         return ctx
 

@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive
 
+from supalite.config import StorageSettings
 from supalite.gateway import Claims, GatewayError
 from supalite.storage import buckets, objects, transform, tus
 from supalite.storage import errors as E
@@ -555,14 +556,20 @@ def _tus_progress(up: tus.Upload) -> dict[str, str]:
 
 
 async def _tus_append(
-    request: Request, caller: Caller, up: tus.Upload, offset: int, declared: int | None
+    request: Request,
+    caller: Caller,
+    up: tus.Upload,
+    offset: int,
+    declared: int | None,
+    length: int | None = None,
 ) -> tus.Upload:
-    """Append the body (`declared` bytes; None: no body) to an upload this request holds."""
+    """Append the body (`declared` bytes; None: no body) to an upload this request holds;
+    `length`: the Upload-Length a PATCH declares for a deferred upload."""
     with_body = declared is not None
     body = Body(request.receive)
     chunks: AsyncIterable[bytes] = body if with_body else _no_bytes()
     try:
-        return await tus.append(_ctx(request), caller, up, offset, declared, chunks)
+        return await tus.append(_ctx(request), caller, up, offset, declared, chunks, length=length)
     except (tus.TusError, E.StorageError) as e:
         # Let the client read the answer instead of a reset connection (see `_upload`).
         if with_body and not body.done and not await body.drain(DRAIN_LIMIT):
@@ -577,12 +584,17 @@ async def _no_bytes() -> AsyncIterator[bytes]:
 
 async def _tus_create(request: Request, access: tus.Access) -> Response:
     h, ctx = request.headers, _ctx(request)
-    if "upload-concat" in h:
-        raise tus.TusError(501, "Concatenation extension is not (yet) supported.\n")
-    if "upload-defer-length" in h:
-        raise tus.TusError(501, "creation-defer-length extension is not (yet) supported.\n")
+    # `@tus/server`'s order: the headers' syntax, then the extensions, then the length.
+    concat = h.get("upload-concat")
+    if concat is not None and concat != "partial" and not concat.startswith("final;"):
+        raise tus.TusError(400, "Invalid upload-concat\n")
+    deferred = h.get("upload-defer-length")
+    if deferred is not None and deferred != "1":
+        raise tus.TusError(400, "Invalid upload-defer-length\n")
     length = _tus_int(request, "upload-length")
-    if length is None:
+    if concat is not None:
+        raise tus.unsupported_concatenation()
+    if (length is None) == (deferred is None):
         raise tus.invalid_length()
     with_body = h.get("content-type") == tus.OFFSET_CONTENT_TYPE
     declared = (_tus_int(request, "content-length") or 0) if with_body else None
@@ -608,8 +620,11 @@ async def _tus_item(request: Request, access: tus.Access) -> Response:
         return await _tus_create(request, access)
     if method == "HEAD":
         up = await tus.info(ctx, tus.authorize(ctx, access, url_id), url_id)
-        headers = {"Cache-Control": "no-store", "Upload-Offset": str(up.offset),
-                   "Upload-Length": str(up.length)}  # fmt: skip
+        headers = {"Cache-Control": "no-store", "Upload-Offset": str(up.offset)}
+        if up.length is None:  # creation-defer-length: not known yet
+            headers["Upload-Defer-Length"] = "1"
+        else:
+            headers["Upload-Length"] = str(up.length)
         if up.metadata_header is not None:
             headers["Upload-Metadata"] = up.metadata_header
         return _tus_text(200, "", headers)
@@ -625,9 +640,10 @@ async def _tus_item(request: Request, access: tus.Access) -> Response:
     if ctype != tus.OFFSET_CONTENT_TYPE:
         raise tus.TusError(400, "Invalid content-type\n")
     declared = _tus_int(request, "content-length") or 0
+    length = _tus_int(request, "upload-length")  # a deferred upload's, once
     caller = tus.authorize(ctx, access, url_id)
     up = await tus.claim(ctx, caller, url_id)
-    up = await _tus_append(request, caller, up, offset, declared)
+    up = await _tus_append(request, caller, up, offset, declared, length)
     return _tus_text(204, "", _tus_progress(up))
 
 
@@ -757,3 +773,19 @@ routes = [
     Route("/render/image/public/{bucket}/{path:path}", render_public, methods=["GET", "HEAD"]),
     Route("/render/image/sign/{bucket}/{path:path}", render_sign, methods=["GET", "HEAD"]),
 ]  # fmt: skip
+
+
+async def not_running(request: Request) -> Response:
+    """`[storage] enabled = false`: the Supabase CLI then starts no Storage container, and its
+    Kong still routes `/storage/v1/` to it, so every request gets Kong's answer for an upstream
+    whose name does not resolve (supabase/cli#2065)."""
+    return JSONResponse({"message": "name resolution failed"}, status_code=503)
+
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+disabled_routes = [Route("/{path:path}", not_running, methods=_ALL_METHODS)]
+
+
+def routes_for(settings: StorageSettings) -> list[Route]:
+    """What `/storage/v1` serves: the API, or (Storage disabled) Kong's answer for it."""
+    return routes if settings.enabled else disabled_routes

@@ -242,6 +242,11 @@ where id = $1 and lease = $2"""
 
 TUS_DELETE = "delete from _supalite.storage_tus_uploads where id = $1 and lease = $2"
 
+# creation-defer-length: the length a PATCH declares, once (the request holds the lease).
+TUS_DECLARE_LENGTH = """
+update _supalite.storage_tus_uploads set upload_length = $3
+where id = $1 and lease = $2 and upload_length is null"""
+
 # Expired uploads no live request is appending to; their staging files go with them.
 TUS_EXPIRED = """
 delete from _supalite.storage_tus_uploads where id in (

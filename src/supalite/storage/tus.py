@@ -52,7 +52,9 @@ from supalite.storage.names import check_bucket_name, check_key
 from supalite.storage.uploads import DEFAULT_MIME, parse_user_metadata
 
 TUS_VERSION = "1.0.0"
-EXTENSIONS = "creation,creation-with-upload,termination,expiration"
+# What `@tus/file-store` and `@tus/s3-store` (Supabase's stores) advertise, in their order;
+# not `concatenation` (`unsupported_concatenation`).
+EXTENSIONS = "creation,creation-with-upload,creation-defer-length,termination,expiration"
 OFFSET_CONTENT_TYPE = "application/offset+octet-stream"
 EXPIRY = 24 * 3600  # seconds from creation, as Supabase's default TUS_URL_EXPIRY_MS
 LEASE = 60  # seconds a request holds an upload without renewing (a crashed holder's runs out)
@@ -98,6 +100,16 @@ def invalid_length() -> TusError:
 
 def locked() -> TusError:
     return TusError(423, "file currently locked\n")
+
+
+def unsupported_concatenation() -> TusError:
+    # `@tus/server` checks for the extension under a misspelt name ('concatentation'), so no
+    # store has it: any `Upload-Concat` is refused, as on Supabase.
+    return TusError(
+        501,
+        "Concatenation extension is not (yet) supported. Disable parallel uploads in the tus "
+        "client.\n",
+    )
 
 
 INVALID_METADATA = (
@@ -207,7 +219,7 @@ class Upload:
     bucket_id: str
     name: str
     version: str
-    length: int
+    length: int | None  # None: deferred (creation-defer-length) until a PATCH declares it
     offset: int
     metadata_header: str | None
     mimetype: str
@@ -304,14 +316,15 @@ async def create(
     ctx: StorageContext,
     caller: Caller,
     *,
-    length: int,
+    length: int | None,
     metadata_header: str | None,
     upsert: bool,
     check: bool = True,
 ) -> Upload:
     """A new upload, checked as a plain upload is (RLS only with `check`: a signed upload's
     was checked when its URL was signed); it comes back holding the lease, so the creating
-    request may carry the first bytes (creation-with-upload)."""
+    request may carry the first bytes (creation-with-upload).  `length` None: deferred, and
+    the size limit is checked as the bytes and the length come."""
     if metadata_header is None:
         raise E.invalid_request("Metadata header is required")
     md = parse_metadata(metadata_header)
@@ -321,7 +334,7 @@ async def create(
     user_metadata = parse_user_metadata(md.get("metadata"), b64=False)
     bucket = await objects.bucket_limits(ctx, bucket_id)
     max_size = objects.type_and_size_limit(ctx, bucket, name, mimetype)
-    if length > max_size:
+    if length is not None and length > max_size:
         raise max_size_exceeded()
     if check:
         await objects.check_can_write(
@@ -376,10 +389,13 @@ async def append(
     offset: int,
     declared: int | None,
     chunks: AsyncIterable[bytes],
+    *,
+    length: int | None = None,
 ) -> Upload:
     """Append the body to an upload this request holds the lease of, and release it.  What
     arrived is kept even when the client goes away mid-body (that is the point of resuming);
-    a body past the upload's length is refused whole.  The last byte stores the object."""
+    a body past the upload's length is refused whole.  `length`: the `Upload-Length` a PATCH
+    declares for a deferred upload (creation-defer-length).  The last byte stores the object."""
     try:
         if offset != up.offset:
             raise invalid_offset()
@@ -388,23 +404,46 @@ async def append(
             return up
         # The bucket's limit as it is now (it may have been lowered since creation).
         bucket = await objects.bucket_limits(ctx, up.bucket_id)
-        if up.length > objects.type_and_size_limit(ctx, bucket, up.name, up.mimetype):
+        max_size = objects.type_and_size_limit(ctx, bucket, up.name, up.mimetype)
+        if length is not None:
+            up = await _declare_length(ctx, up, length, max_size)
+        if up.length is None:
+            # Still deferred: the bytes may go up to the limit (`@tus/server`'s rule).
+            if declared is not None and offset + declared > max_size:
+                raise size_exceeded()
+        elif up.length > max_size:
             raise max_size_exceeded()
-        if declared is not None and offset + declared > up.length:
+        elif declared is not None and offset + declared > up.length:
             raise size_exceeded()
     except BaseException:
         await _release(ctx, up, up.offset)
         raise
-    written = await _write(ctx, up, offset, chunks)
-    if written < up.length:
+    written = await _write(ctx, up, offset, chunks, max_size)
+    if up.length is None or written < up.length:
         await _release(ctx, up, written)
         return _with(up, offset=written)
-    return await _finish(ctx, caller, up)
+    return await _finish(ctx, caller, _with(up, offset=written))
 
 
-async def _write(ctx: StorageContext, up: Upload, offset: int, chunks: AsyncIterable[bytes]) -> int:
+async def _declare_length(ctx: StorageContext, up: Upload, length: int, max_size: int) -> Upload:
+    """A deferred upload's length, as `@tus/server`'s PATCH takes it: once, not below what
+    arrived, within the limit; recorded before any byte of the request is written."""
+    if up.length is not None or length < up.offset:
+        raise invalid_length()
+    if length > max_size:
+        raise max_size_exceeded()
+    async with ctx.admin() as conn:
+        await conn.execute(S.TUS_DECLARE_LENGTH, up.id, up.lease, length)
+    return _with(up, length=length)
+
+
+async def _write(
+    ctx: StorageContext, up: Upload, offset: int, chunks: AsyncIterable[bytes], max_size: int
+) -> int:
     """Append to the staged file from `offset` (whatever lies past it is cut off first); the
-    new offset.  On a failure other than a refusal, what was written is kept (and released)."""
+    new offset.  A body past the upload's length (a deferred one's: past `max_size`) is
+    refused whole.  On a failure other than a refusal, what was written is kept (and
+    released)."""
     path = _staging(ctx, up.version)
     try:
         f = await asyncio.to_thread(open, path, "r+b")
@@ -421,7 +460,9 @@ async def _write(ctx: StorageContext, up: Upload, offset: int, chunks: AsyncIter
     renewed = time.monotonic()
     try:
         async for chunk in chunks:
-            if written + len(chunk) > up.length:
+            if up.length is None and written + len(chunk) > max_size:
+                raise max_size_exceeded()
+            if up.length is not None and written + len(chunk) > up.length:
                 raise size_exceeded()
             # Written through at once: the staged file shows what arrived, and nothing waits
             # in memory for a client that goes away.
@@ -493,19 +534,20 @@ async def _finish(ctx: StorageContext, caller: Caller, up: Upload) -> Upload:
     """All bytes are staged: store them through the backend and commit the object's row as a
     plain upload does.  A refused commit (RLS, an object created meanwhile without upsert)
     ends the upload, leaving nothing; a failing backend keeps the staged bytes for a retry."""
+    size = up.offset  # == its length: only a complete upload is finished
     path = _staging(ctx, up.version)
     try:
         await ctx.register_blob(up.version)
-        stored = await ctx.backend.put(up.version, _read_staged(path), max_size=up.length)
+        stored = await ctx.backend.put(up.version, _read_staged(path), max_size=size)
     except BaseException as e:
         await ctx.delete_blobs([up.version])
-        await _release(ctx, up, up.length)
+        await _release(ctx, up, size)
         if isinstance(e, TooLarge):
             raise size_exceeded() from e
         raise
     try:
         await objects.commit_upload(
-            ctx, caller, up.bucket_id, up.name, version=up.version, size=up.length,
+            ctx, caller, up.bucket_id, up.name, version=up.version, size=size,
             etag=stored.etag, mimetype=up.mimetype, cache_control=up.cache_control,
             user_metadata=up.user_metadata, upsert=up.upsert,
         )  # fmt: skip
@@ -513,12 +555,12 @@ async def _finish(ctx: StorageContext, caller: Caller, up: Upload) -> Upload:
         await _forget(ctx, up)
         raise
     except BaseException:
-        await _release(ctx, up, up.length)
+        await _release(ctx, up, size)
         raise
     # Kept (without its bytes) until it expires, so a HEAD still answers "complete".
-    await _release(ctx, up, up.length, done=True)
+    await _release(ctx, up, size, done=True)
     await asyncio.to_thread(path.unlink, True)
-    return _with(up, offset=up.length, done=True)
+    return _with(up, offset=size, done=True)
 
 
 def _with(up: Upload, **changes: Any) -> Upload:

@@ -61,6 +61,14 @@ def _object_url(route: str, bucket: str, path: str) -> str:
 
 
 def _failure(e: BackendError) -> ToolFailure:
+    if e.status == 503 and e.message == "name resolution failed":
+        # The gateway's answer when no Storage runs behind it: `[storage] enabled = false`
+        # (supalite, and the Supabase CLI, whose Kong keeps the route to the absent container).
+        return ToolFailure(
+            "storage_disabled",
+            "Storage is disabled on this project ([storage] enabled = false in "
+            "supabase/config.toml): enable it and restart to use the storage tools",
+        )
     return ToolFailure(e.code, e.message)
 
 
