@@ -179,6 +179,11 @@ class ExternalPostgres:
             "start",
         )
 
+    def restart(self) -> None:
+        """pg_ctl restart (with a log file, so pg_ctl does not hand the server our pipes)."""
+        pg_ctl = str(self.bindir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.pgdata), "-w", "-l", str(self.base / "log"), "restart")
+
     @property
     def url(self) -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"

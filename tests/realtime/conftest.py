@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -309,25 +308,7 @@ def shared_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExternalPost
 
     try:
         asyncio.run(logical())
-        kw: dict[str, Any] = {}
-        if ext.account:
-            kw = {"user": ext.account.pw_uid, "group": ext.account.pw_gid, "extra_groups": []}
-        # With a log file, so pg_ctl does not hand the server our pipes.
-        subprocess.run(
-            [
-                str(ext.bindir / "pg_ctl"),
-                "-D",
-                str(ext.pgdata),
-                "-w",
-                "-l",
-                str(ext.base / "log"),
-                "restart",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=120,
-            **kw,
-        )
+        ext.restart()
         yield ext
     finally:
         ext.stop()
@@ -340,3 +321,24 @@ def db_server(root: Path, db: ExternalPostgres, secret: str, **env: str) -> Live
     for name in ("SUPALITE_JWT_SECRET", "SUPALITE_DB_URL"):
         server.env.pop(name, None)
     return server.start()
+
+
+def db_server_pair(
+    tmp_path_factory: pytest.TempPathFactory,
+    db: ExternalPostgres,
+    secret: str,
+    name: str,
+    **env: str,
+) -> Iterator[tuple[RT, RT]]:
+    """Two supalite processes on `db` (`db_server`), for a module fixture to yield."""
+    a = db_server(tmp_path_factory.mktemp(f"{name}-a"), db, secret, **env)
+    try:
+        b = db_server(tmp_path_factory.mktemp(f"{name}-b"), db, secret, **env)
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield RT(a), RT(b)
+    finally:
+        b.stop()
+        a.stop()

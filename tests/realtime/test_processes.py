@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ExternalPostgres, LiveServer
-from tests.realtime.conftest import RT, Socket, db_server, init_project, unique
+from tests.realtime.conftest import RT, Socket, db_server_pair, init_project, unique
 
 SECRET = "realtime-two-processes-secret-0123456789abcdef"
 
@@ -21,17 +21,7 @@ SECRET = "realtime-two-processes-secret-0123456789abcdef"
 def pair(
     shared_db: ExternalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RT, RT]]:
-    a = db_server(tmp_path_factory.mktemp("proc-a"), shared_db, SECRET)
-    try:
-        b = db_server(tmp_path_factory.mktemp("proc-b"), shared_db, SECRET)
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield RT(a), RT(b)
-    finally:
-        b.stop()
-        a.stop()
+    yield from db_server_pair(tmp_path_factory, shared_db, SECRET, "proc")
 
 
 def bcast(event: str) -> Any:

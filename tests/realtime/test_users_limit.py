@@ -24,7 +24,7 @@ from realtime import RealtimeSubscribeStates
 from supalite.config import ConfigError, load_settings
 from supalite.realtime.limits import UsersCounter
 from tests.helpers import ExternalPostgres
-from tests.realtime.conftest import RT, Socket, db_server, py_client, start_rt, unique
+from tests.realtime.conftest import RT, Socket, db_server_pair, py_client, start_rt, unique
 
 LIMITED = "ConnectionRateLimitReached: Too many connected users"
 REFUSED = {"status": "error", "response": {"reason": LIMITED}}
@@ -45,19 +45,8 @@ def pair(
     shared_db: ExternalPostgres, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[RT, RT]]:
     """Two processes on one database, the limit 2 users for the project as a whole."""
-    a = db_server(tmp_path_factory.mktemp("users-a"), shared_db, SECRET,
-                  TENANT_MAX_CONCURRENT_USERS="2")  # fmt: skip
-    try:
-        b = db_server(tmp_path_factory.mktemp("users-b"), shared_db, SECRET,
-                      TENANT_MAX_CONCURRENT_USERS="2")  # fmt: skip
-    except BaseException:
-        a.stop()
-        raise
-    try:
-        yield RT(a), RT(b)
-    finally:
-        b.stop()
-        a.stop()
+    yield from db_server_pair(tmp_path_factory, shared_db, SECRET, "users",
+                              TENANT_MAX_CONCURRENT_USERS="2")  # fmt: skip
 
 
 async def _refused_at_handshake(rt: RT) -> bool:

@@ -102,6 +102,42 @@ const uid = signIn.user.id
 // Larger than two chunks, so three requests carry it.
 const file = randomBytes(2 * CHUNK + 123_457)
 
+// Starts an upload of `file` and aborts it once the server has accepted one chunk: its URL.
+function abortAfterOneChunk(options) {
+  return new Promise((resolve, reject) => {
+    const upload = new tus.Upload(file, {
+      ...options,
+      onError: reject,
+      onSuccess: () => reject(new CheckFailed('the first attempt should not finish')),
+      onChunkComplete: (chunkSize, accepted) => {
+        if (accepted === CHUNK) {
+          upload.abort().then(() => resolve(upload.url), reject)
+        }
+      },
+    })
+    upload.start()
+  })
+}
+
+// A new Upload on the same URL asks the server (HEAD) and goes on from the offset it kept,
+// without creating another upload, and the object has the whole file: the requests it made.
+async function resumeFromKeptOffset(options, uploadUrl, name) {
+  const seen = []
+  await run(file, {
+    ...options,
+    uploadUrl,
+    onBeforeRequest: (req) => {
+      seen.push(`${req.getMethod()} ${req.getHeader('Upload-Offset') ?? ''}`.trim())
+    },
+  })
+  expect(seen[0] === 'HEAD', 'the resume starts with HEAD', seen)
+  expect(!seen.some((s) => s.startsWith('POST')), 'no new upload is created', seen)
+  expect(seen[1] === `PATCH ${CHUNK}`, 'the first PATCH starts at the kept offset', seen)
+  const got = await download(c, name)
+  expect(got.length === file.length && sha(got) === sha(file), 'the same bytes', got.length)
+  return seen
+}
+
 await check('upload_in_chunks', async () => {
   const methods = []
   await run(file, docsOptions(token, 'private', `${uid}/chunks.bin`, {
@@ -122,19 +158,7 @@ await check('upload_in_chunks', async () => {
 await check('resume_after_abort', async () => {
   const name = `${uid}/resumed.bin`
   // First attempt: stopped after one chunk (the creation carried it).
-  const uploadUrl = await new Promise((resolve, reject) => {
-    const upload = new tus.Upload(file, {
-      ...docsOptions(token, 'private', name),
-      onError: reject,
-      onSuccess: () => reject(new CheckFailed('the first attempt should not finish')),
-      onChunkComplete: (chunkSize, accepted) => {
-        if (accepted === CHUNK) {
-          upload.abort().then(() => resolve(upload.url), reject)
-        }
-      },
-    })
-    upload.start()
-  })
+  const uploadUrl = await abortAfterOneChunk(docsOptions(token, 'private', name))
   expect(typeof uploadUrl === 'string' && uploadUrl.startsWith(`${ENDPOINT}/`), 'an upload URL',
     uploadUrl)
   const head = await fetch(uploadUrl, {
@@ -146,18 +170,7 @@ await check('resume_after_abort', async () => {
   expect(!listed.data.some((o) => o.name === 'resumed.bin'), 'no object before the end',
     listed.data.map((o) => o.name))
   // Second attempt, a new Upload on the same URL: it asks the server and goes on from there.
-  const seen = []
-  await run(file, docsOptions(token, 'private', name, {
-    uploadUrl,
-    onBeforeRequest: (req) => {
-      seen.push(`${req.getMethod()} ${req.getHeader('Upload-Offset') ?? ''}`.trim())
-    },
-  }))
-  expect(seen[0] === 'HEAD', 'the resume starts with HEAD', seen)
-  expect(!seen.some((s) => s.startsWith('POST')), 'no new upload is created', seen)
-  expect(seen[1] === `PATCH ${CHUNK}`, 'the first PATCH starts at the kept offset', seen)
-  const got = await download(c, name)
-  expect(got.length === file.length && sha(got) === sha(file), 'the same bytes', got.length)
+  const seen = await resumeFromKeptOffset(docsOptions(token, 'private', name), uploadUrl, name)
   return { requests: seen }
 })
 
@@ -199,22 +212,11 @@ await check('signed_resume_after_abort', async () => {
   const name = `${uid}/signed.bin`
   const signature = await signUpload(name)
   const sent = []
-  const uploadUrl = await new Promise((resolve, reject) => {
-    const upload = new tus.Upload(file, {
-      ...signedOptions(signature, name),
-      onBeforeRequest: (req) => {
-        sent.push(req.getHeader('authorization') ?? req.getHeader('Authorization') ?? null)
-      },
-      onError: reject,
-      onSuccess: () => reject(new CheckFailed('the first attempt should not finish')),
-      onChunkComplete: (chunkSize, accepted) => {
-        if (accepted === CHUNK) {
-          upload.abort().then(() => resolve(upload.url), reject)
-        }
-      },
-    })
-    upload.start()
-  })
+  const uploadUrl = await abortAfterOneChunk(signedOptions(signature, name, {
+    onBeforeRequest: (req) => {
+      sent.push(req.getHeader('authorization') ?? req.getHeader('Authorization') ?? null)
+    },
+  }))
   expect(sent.length > 0 && sent.every((h) => h === null), 'no authorization header sent', sent)
   expect(typeof uploadUrl === 'string' && uploadUrl.startsWith(`${SIGNED_ENDPOINT}/`),
     'an upload URL under /upload/resumable/sign', uploadUrl)
@@ -223,18 +225,7 @@ await check('signed_resume_after_abort', async () => {
   })
   expect(head.status === 200 && head.headers.get('upload-offset') === String(CHUNK),
     'the server kept one chunk', { status: head.status, offset: head.headers.get('upload-offset') })
-  const seen = []
-  await run(file, signedOptions(signature, name, {
-    uploadUrl,
-    onBeforeRequest: (req) => {
-      seen.push(`${req.getMethod()} ${req.getHeader('Upload-Offset') ?? ''}`.trim())
-    },
-  }))
-  expect(seen[0] === 'HEAD', 'the resume starts with HEAD', seen)
-  expect(!seen.some((s) => s.startsWith('POST')), 'no new upload is created', seen)
-  expect(seen[1] === `PATCH ${CHUNK}`, 'the first PATCH starts at the kept offset', seen)
-  const got = await download(c, name)
-  expect(got.length === file.length && sha(got) === sha(file), 'the same bytes', got.length)
+  const seen = await resumeFromKeptOffset(signedOptions(signature, name), uploadUrl, name)
   const { data: info, error } = await c.storage.from('private').info(name)
   expect(!error && info?.size === file.length, 'info of the object', { info, error })
   return { requests: seen }
