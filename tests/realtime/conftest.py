@@ -246,6 +246,14 @@ def start_rt(root: Path, config: dict[str, Any] | None = None, **env: str) -> RT
     return RT(LiveServer(root, *args, env=env).start())
 
 
+def serving(rt: RT) -> Iterator[RT]:
+    """`rt` until the module fixture yielding from this is done with it."""
+    try:
+        yield rt
+    finally:
+        rt.server.stop()
+
+
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
     server = realtime_project(tmp_path_factory.mktemp("realtime"))

@@ -22,42 +22,33 @@ from websockets.exceptions import InvalidStatus
 from realtime import RealtimeSubscribeStates
 from supalite.config import load_settings
 from supalite.realtime.limits import TICK, RateCounter
-from tests.realtime.conftest import RT, py_client, start_rt, unique
+from tests.realtime.conftest import RT, py_client, serving, start_rt, unique
 
 JOIN_LIMITED = "ClientJoinRateLimitReached: Too many joins per second"
 
 
 @pytest.fixture(scope="module")
 def joins_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
-    rt = start_rt(tmp_path_factory.mktemp("rt-joins"), TENANT_MAX_JOINS_PER_SECOND="1")
-    try:
-        yield rt
-    finally:
-        rt.server.stop()
+    root = tmp_path_factory.mktemp("rt-joins")
+    yield from serving(start_rt(root, TENANT_MAX_JOINS_PER_SECOND="1"))
 
 
 @pytest.fixture(scope="module")
 def presence_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
-    rt = start_rt(
-        tmp_path_factory.mktemp("rt-presence"),
-        {"realtime": {"params": {"maxPresenceEventsPerSecond": 1}}},
-        CLIENT_PRESENCE_WINDOW_MS="3000",  # the count stays Supabase's default, 5
+    yield from serving(
+        start_rt(
+            tmp_path_factory.mktemp("rt-presence"),
+            {"realtime": {"params": {"maxPresenceEventsPerSecond": 1}}},
+            CLIENT_PRESENCE_WINDOW_MS="3000",  # the count stays Supabase's default, 5
+        )
     )
-    try:
-        yield rt
-    finally:
-        rt.server.stop()
 
 
 @pytest.fixture(scope="module")
 def retrack_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
     """Presence limited to 1/s, counters untouched by the other tests."""
-    rt = start_rt(tmp_path_factory.mktemp("rt-retrack"),
-                {"realtime": {"params": {"maxPresenceEventsPerSecond": 1}}})  # fmt: skip
-    try:
-        yield rt
-    finally:
-        rt.server.stop()
+    root = tmp_path_factory.mktemp("rt-retrack")
+    yield from serving(start_rt(root, {"realtime": {"params": {"maxPresenceEventsPerSecond": 1}}}))
 
 
 async def _until(deadline: float) -> None:

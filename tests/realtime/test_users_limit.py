@@ -24,7 +24,15 @@ from realtime import RealtimeSubscribeStates
 from supalite.config import ConfigError, load_settings
 from supalite.realtime.limits import UsersCounter
 from tests.helpers import ExternalPostgres
-from tests.realtime.conftest import RT, Socket, db_server_pair, py_client, start_rt, unique
+from tests.realtime.conftest import (
+    RT,
+    Socket,
+    db_server_pair,
+    py_client,
+    serving,
+    start_rt,
+    unique,
+)
 
 LIMITED = "ConnectionRateLimitReached: Too many connected users"
 REFUSED = {"status": "error", "response": {"reason": LIMITED}}
@@ -33,11 +41,8 @@ SECRET = "realtime-users-limit-secret-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def users_rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RT]:
-    rt = start_rt(tmp_path_factory.mktemp("rt-users"), TENANT_MAX_CONCURRENT_USERS="2")
-    try:
-        yield rt
-    finally:
-        rt.server.stop()
+    root = tmp_path_factory.mktemp("rt-users")
+    yield from serving(start_rt(root, TENANT_MAX_CONCURRENT_USERS="2"))
 
 
 @pytest.fixture(scope="module")
