@@ -53,6 +53,9 @@ class ServeCommand:
             [sys.executable, "-m", "supalite.cli", "functions", "serve", *args,
              "--workdir", str(served.project)],
             env=served.server.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            # Ctrl-C as at a terminal, even when the tests run in the background of a shell
+            # without job control (which starts them with SIGINT ignored, inherited).
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
