@@ -108,6 +108,15 @@ def test_settings_from_env_and_json(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- joins per second
 
 
+async def _track_on_new_channel(s: Any, meta: dict[str, Any]) -> tuple[str, str]:
+    """Joins a new channel and tracks `meta` on it: the channel's name and the track's ref."""
+    name = unique()
+    join_ref, reply = await s.join(name)
+    assert reply["status"] == "ok"
+    ref = await s.send(f"realtime:{name}", "presence", _presence("track", meta), join_ref=join_ref)
+    return name, ref
+
+
 async def _closed_with(s: Any, name: str, message: str) -> None:
     """The channel `name` is closed by the server: the system error, then phx_close."""
     topic = f"realtime:{name}"
@@ -189,11 +198,7 @@ async def test_presence_events_per_second(presence_rt: RT) -> None:
         await _until(first + TICK + 0.5)
 
         # Over: a track closes its channel...
-        name = unique()
-        join_ref, reply = await s.join(name)
-        assert reply["status"] == "ok"
-        ref = await s.send(f"realtime:{name}", "presence", _presence("track", {"n": 2}),
-                           join_ref=join_ref)  # fmt: skip
+        name, ref = await _track_on_new_channel(s, {"n": 2})
         await _closed_with(s, name, "Too many presence messages per second")
         await s.nothing(lambda m: m["event"] == "phx_reply" and m["ref"] == ref, wait=0.3)
         # ...and so does a join with presence, once its reply is out; untrack is not limited.
@@ -209,10 +214,7 @@ async def test_presence_events_per_second(presence_rt: RT) -> None:
 
         # The next tick is empty: 6 events over 2 ticks is 0.6/s, under the limit again.
         await _until(first + 2 * TICK + 0.5)
-        name = unique()
-        join_ref, _ = await s.join(name)
-        ref = await s.send(f"realtime:{name}", "presence", _presence("track", {"n": 3}),
-                           join_ref=join_ref)  # fmt: skip
+        _, ref = await _track_on_new_channel(s, {"n": 3})
         assert await s.reply(ref) == {"status": "ok", "response": {}}
     finally:
         await s.close()
@@ -295,10 +297,7 @@ async def test_identical_track_not_counted_as_presence_event(retrack_rt: RT) -> 
         await _until(first + TICK + 0.5)
 
         # The tick has ended at 0.6/s, under the limit: a new track is accepted.
-        name = unique()
-        join_ref, _ = await s.join(name)
-        ref = await s.send(f"realtime:{name}", "presence", _presence("track", {"n": 2}),
-                           join_ref=join_ref)  # fmt: skip
+        _, ref = await _track_on_new_channel(s, {"n": 2})
         assert await s.reply(ref) == {"status": "ok", "response": {}}
     finally:
         await s.close()

@@ -81,8 +81,12 @@ def project_with(root: Path, migration: str) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    project = project_with(tmp_path_factory.mktemp("restapi"), SCHEMA.read_text())
+def serving(project: Path) -> Iterator[Api]:
+    """A live server of `project`, for a module fixture to yield from."""
     with LiveServer(project) as server, server.client() as client:
         yield Api(server, client)
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    yield from serving(project_with(tmp_path_factory.mktemp("restapi"), SCHEMA.read_text()))

@@ -29,8 +29,7 @@ from supalite.rest.media import Media, negotiate
 from supalite.rest.parse import parse_prefer, split_query_string
 from supalite.rest.service import RestContext, RestRequest, RestService, _Asked
 from supalite.rest.shapes import Rendered, ShapeCache, Template
-from tests.helpers import LiveServer
-from tests.rest.conftest import Api, project_with
+from tests.rest.conftest import Api, project_with, serving
 
 GEO = "application/geo+json"
 GEO_TYPE = "application/geo+json; charset=utf-8"
@@ -109,17 +108,13 @@ NOT_FOUND_HINT = (
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    project = project_with(tmp_path_factory.mktemp("geojson"), SCHEMA)
-    with LiveServer(project) as server, server.client() as client:
-        yield Api(server, client)
+    yield from serving(project_with(tmp_path_factory.mktemp("geojson"), SCHEMA))
 
 
 @pytest.fixture(scope="module")
 def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """A server whose database has no PostGIS."""
-    project = project_with(tmp_path_factory.mktemp("geojson-bare"), BARE_SCHEMA)
-    with LiveServer(project) as server, server.client() as client:
-        yield Api(server, client)
+    yield from serving(project_with(tmp_path_factory.mktemp("geojson-bare"), BARE_SCHEMA))
 
 
 # ------------------------------------------------------------------------------ reads

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from supalite.rest.openapi import _server
-from tests.helpers import LiveServer
-from tests.rest.conftest import Api, project_with
+from tests.rest.conftest import Api, project_with, serving
 
 SCHEMA = r"""
 comment on schema public is E'Library API\n\nBooks and\nthe people who write them.';
@@ -103,9 +102,7 @@ STRING = {"required": False, "in": "query", "type": "string"}
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    project = project_with(tmp_path_factory.mktemp("openapi"), SCHEMA)
-    with LiveServer(project) as server, server.client() as client:
-        yield Api(server, client)
+    yield from serving(project_with(tmp_path_factory.mktemp("openapi"), SCHEMA))
 
 
 @pytest.fixture(scope="module")

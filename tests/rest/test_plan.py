@@ -14,8 +14,7 @@ import httpx
 import pytest
 
 from supalite.config import load_settings
-from tests.helpers import LiveServer
-from tests.rest.conftest import ALICE, SCHEMA, Api, project_with
+from tests.rest.conftest import ALICE, SCHEMA, Api, project_with, serving
 
 PLAN_JSON = "application/vnd.pgrst.plan+json"
 JS_DIR = Path(__file__).parents[1] / "compat" / "js"  # where supabase-js is installed
@@ -28,8 +27,7 @@ def plan_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     text = cfg.read_text()
     assert "\n[api]\n" in text
     cfg.write_text(text.replace("\n[api]\n", "\n[api]\ndb_plan_enabled = true\n", 1))
-    with LiveServer(project) as server, server.client() as client:
-        yield Api(server, client)
+    yield from serving(project)
 
 
 def test_setting_from_config_toml_and_env(plan_api: Api, tmp_path: Path) -> None:
