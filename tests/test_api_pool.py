@@ -147,15 +147,15 @@ async def test_a_read_gets_the_connection_that_has_its_settings(connect: Connect
         mine, other = ("alice",), ("bob",)
         leases = [pool._acquire() for _ in range(3)]
         a, b, c = [await lease.__aenter__() for lease in leases]
-        a.remember_session(SessionSettings(mine, "d1"))
-        b.remember_session(SessionSettings(other, "d2"))
+        a.remember_session(SessionSettings(mine, True, "d1"))
+        b.remember_session(SessionSettings(other, True, "d2"))
         c.remember_session(None)
         pids = [await _pid(x) for x in (a, b, c)]
         for lease in leases:  # a first, c last: c would be taken first without a preference
             await lease.__aexit__(None, None, None)
-        async with pool._acquire(mine) as conn:
+        async with pool._acquire((mine, True)) as conn:
             assert await _pid(conn) == pids[0]
-        async with pool._acquire(("carol",)) as conn:
+        async with pool._acquire((("carol",), True)) as conn:
             assert await _pid(conn) == pids[0]  # no match: the most recently used (a, again)
     finally:
         await pool.close()

@@ -6,6 +6,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import asyncpg
 import pytest
@@ -267,3 +268,81 @@ async def test_a_read_never_runs_under_settings_changed_since_they_were_set(
         assert await c.fetchval("select current_user") == "service_role"
     row = await _read(one_connection, alice, "auth.uid()::text AS uid, current_user AS who")
     assert (row["uid"], row["who"]) == ("00000000-0000-0000-0000-0000000000a1", "authenticated")
+
+
+@pytest.fixture
+async def insert_probe(admin_conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    """A table whose defaults record what an insert ran under."""
+    await admin_conn.execute(
+        "drop table if exists public.insert_probe;"
+        "create table public.insert_probe (n int, who text default current_user,"
+        " uid text default auth.uid(), path text default current_setting('request.path'),"
+        " hdr text default current_setting('request.headers')::json ->> 'x-test',"
+        " left_ text default current_setting('probe.left', true),"
+        " sp text default current_setting('search_path'))"
+    )
+    yield admin_conn
+    await admin_conn.execute("drop table public.insert_probe")
+
+
+async def _insert(pool: ApiPool, c: RequestContext, n: int) -> None:
+    """A one-statement insert whose body is checked (as the Data API's are)."""
+    values: list[object] = []
+
+    def param(v: object) -> str:
+        values.append(v)
+        return f"${len(values)}::text"
+
+    body = c.checked_body(param, f"{param(json.dumps([{'n': n}]))}::json")
+    sql = f"insert into public.insert_probe (n) select n from json_to_recordset({body}) as r(n int)"
+    async with request_statement(pool, c, sql, values, atomic=False, checked=True) as (_, row):
+        assert row is None  # no RETURNING
+
+
+def _as(c: RequestContext, path: str, header: str) -> RequestContext:
+    return replace(c, method="POST", path=path, headers_json=json.dumps({"x-test": header}))
+
+
+async def test_an_insert_by_the_last_caller_skips_setting_the_settings(
+    one_connection: ApiPool, insert_probe: asyncpg.Connection
+) -> None:
+    alice = ctx("authenticated", "00000000-0000-0000-0000-0000000000a1")
+    await _insert(one_connection, _as(alice, "/rest/v1/a", "1"), 1)
+    # Left on the session by something other than a request's settings.
+    async with one_connection._acquire() as conn:
+        await conn.execute("select set_config('probe.left', 'still here', false)")
+    await _insert(one_connection, _as(alice, "/rest/v1/b", "2"), 2)
+    # Another caller: the session is reset and set for them.
+    bob = ctx("authenticated", "00000000-0000-0000-0000-0000000000b2")
+    await _insert(one_connection, _as(bob, "/rest/v1/c", "3"), 3)
+    rows = await insert_probe.fetch("select * from public.insert_probe order by n")
+    assert [(r["who"], r["uid"], r["path"], r["hdr"]) for r in rows] == [
+        ("authenticated", "00000000-0000-0000-0000-0000000000a1", "/rest/v1/a", "1"),
+        # The second insert's own path and headers, under the same caller, no reset between.
+        ("authenticated", "00000000-0000-0000-0000-0000000000a1", "/rest/v1/b", "2"),
+        ("authenticated", "00000000-0000-0000-0000-0000000000b2", "/rest/v1/c", "3"),
+    ]
+    assert [r["left_"] or None for r in rows] == [None, "still here", None]  # RESET ALL: ''
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        'set_config(\'request.jwt.claims\', \'{"role": "authenticated", "sub": "x"}\', false)',
+        "set_config('role', 'anon', false)",
+        "set_config('search_path', 'auth', false)",
+        "set_config('default_transaction_read_only', 'on', false)",
+    ],
+)
+async def test_an_insert_never_runs_under_a_caller_changed_since_it_was_set(
+    one_connection: ApiPool, insert_probe: asyncpg.Connection, change: str
+) -> None:
+    alice = ctx("authenticated", "00000000-0000-0000-0000-0000000000a1")
+    await _insert(one_connection, _as(alice, "/rest/v1/a", "1"), 1)
+    # Something a request ran (a function, say) changes the session for the requests after it.
+    async with one_connection._acquire() as conn:
+        await conn.execute(f"select {change}")
+    await _insert(one_connection, _as(alice, "/rest/v1/b", "2"), 2)
+    rows = await insert_probe.fetch("select n, who, uid, sp from public.insert_probe order by n")
+    alice_row = ("authenticated", "00000000-0000-0000-0000-0000000000a1", alice.search_path)
+    assert [tuple(r) for r in rows] == [(1, *alice_row), (2, *alice_row)]  # each once, as alice

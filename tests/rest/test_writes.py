@@ -231,3 +231,26 @@ def test_a_not_null_domain_left_out_takes_its_default(api: Api) -> None:
     assert (r.status_code, r.json()) == (200, [{"id": 1, "label": "untagged", "n": 6}])
     r = api.request("POST", "tagged", json={"id": 3, "label": None})
     assert (r.status_code, r.json()["code"]) == (400, "23502")  # sent as null: refused
+
+
+def test_a_statement_trigger_sees_each_insert_s_own_request(api: Api) -> None:
+    # A BEFORE statement trigger runs before an insert reads its body (where an insert by the
+    # connection's last caller sets its request's settings): such a table's inserts set their
+    # settings first, so the trigger never sees the previous request's.
+    api.sql(
+        "drop table if exists public.seen;"
+        "create table public.seen (at serial, path text, n text);"
+        "create or replace function public.note_request() returns trigger"
+        " language plpgsql as $$ begin insert into public.seen (path, n)"
+        " values (current_setting('request.path', true),"
+        "  current_setting('request.headers', true)::json ->> 'x-n'); return null; end $$;"
+        "create trigger note before insert on public.items for each statement"
+        " execute function public.note_request();"
+        "notify pgrst, 'reload schema'"
+    )
+    api.eventually(lambda: api.get("seen?limit=1").status_code == 200)
+    for n in range(3, 7):
+        r = api.request("POST", "items", json={"id": n, "name": f"n{n}"}, **{"x-n": str(n)})
+        assert r.status_code == 201, r.text
+    seen = api.get("seen?order=at", who="service").json()
+    assert [(s["path"], s["n"]) for s in seen] == [("/rest/v1/items", str(n)) for n in range(3, 7)]

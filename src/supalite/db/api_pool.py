@@ -26,17 +26,37 @@ from typing import NamedTuple
 
 import asyncpg
 
+# How many of a request's settings (`request.RequestContext.values`) name its caller: the
+# search path, the role and the claims.  The rest (method, path, headers) are the request's own.
+CALLER_SETTINGS = 3
+
 
 class SessionSettings(NamedTuple):
-    """What a read left on its connection's session: the values, and Postgres's digest."""
+    """The settings a request left on its connection's session: their values, whether the
+    session is read-only, and for a read, Postgres's digest of them (`enter()`)."""
 
     values: tuple[str, ...]
-    digest: str
+    read_only: bool
+    digest: str | None = None
+
+    def serves(self, values: tuple[str, ...], read_only: bool) -> bool:
+        """Whether a one-statement request with these settings may skip setting them: a read
+        needs all of them, as the digest its statement reports covers them all; an insert
+        needs its caller's, as the statement checks them and sets the rest itself
+        (`request.RequestContext.checked_body`)."""
+        if read_only:
+            return self.read_only and self.digest is not None and self.values == values
+        n = CALLER_SETTINGS
+        return not self.read_only and self.values[:n] == values[:n]
+
+
+# What a request asks of a connection's session: its settings, and whether it reads.
+Wanted = tuple[tuple[str, ...], bool]
 
 
 class ApiConnection(asyncpg.Connection):  # type: ignore[misc]
-    """A connection of the API pool.  It remembers the settings its last read left on the
-    session (`SessionSettings`), so a read that repeats them can skip setting them again."""
+    """A connection of the API pool.  It remembers the settings its last request left on the
+    session (`SessionSettings`), so a request that repeats them can skip setting them again."""
 
     _session: SessionSettings | None = None
 
@@ -91,11 +111,12 @@ class ApiPool:
             pool._keep(await pool._open())
         return pool
 
-    def _acquire(self, session: tuple[str, ...] | None = None) -> _Lease:
-        """A connection, preferably one whose session has the settings `session`."""
+    def _acquire(self, session: Wanted | None = None) -> _Lease:
+        """A connection, preferably one whose session serves `session`: a request's
+        settings and whether it reads (`SessionSettings.serves`)."""
         return _Lease(self, session)
 
-    async def _get(self, session: tuple[str, ...] | None) -> ApiConnection:
+    async def _get(self, session: Wanted | None) -> ApiConnection:
         if self._closed:
             raise asyncpg.InterfaceError("the API pool is closed")
         if self._idle:
@@ -118,12 +139,12 @@ class ApiPool:
             raise
         return conn if conn is not None else await self._open()
 
-    def _take(self, session: tuple[str, ...] | None) -> ApiConnection:
+    def _take(self, session: Wanted | None) -> ApiConnection:
         at = len(self._idle) - 1
         if session is not None:
             for i in range(at, -1, -1):
                 last = self._idle[i].session_settings()
-                if last is not None and last.values == session:
+                if last is not None and last.serves(*session):
                     at = i
                     break
         conn = self._idle.pop(at)
@@ -208,7 +229,7 @@ class _Lease:
 
     __slots__ = ("_conn", "_pool", "_session")
 
-    def __init__(self, pool: ApiPool, session: tuple[str, ...] | None) -> None:
+    def __init__(self, pool: ApiPool, session: Wanted | None) -> None:
         self._pool = pool
         self._session = session
         self._conn: ApiConnection | None = None

@@ -7,22 +7,28 @@ inside Postgres, what the caller may see and do.  The settings are bind paramete
 That statement (`_supalite_request.begin`) first clears whatever the connection's previous
 request left on the session, so API connections need no reset when they go back to the pool.
 
-A read whose settings are those the connection's previous read left in place skips that
-statement (`request_statement`): its own statement reports a digest of the settings it ran
-under, and a result that ran under anything else is thrown away and the read run again after
-the settings (bootstrap 0021_request_session.sql).
+A one-statement request whose connection's session already has its settings skips that
+statement (`request_statement`), making it one round trip:
+- A read needs all of them.  Its statement reports a digest of the settings it ran under, and
+  a result that ran under anything else is thrown away and the read run again after the
+  settings (bootstrap 0021_request_session.sql).
+- An insert needs its caller's (role, search path, claims).  Its body is read through a
+  check of them (`RequestContext.checked_body`), before any row is written, which also sets
+  the request's own (method, path, headers) for the statement; on a session that changed, it
+  raises and the statement does nothing, and the insert runs again after the settings
+  (bootstrap 0022_request_checked_body.sql).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
-from supalite.db.api_pool import ApiPool, SessionSettings
+from supalite.db.api_pool import ApiConnection, ApiPool, SessionSettings
 
 # Resets the session and sets the request's settings, in one statement (see the SQL file).
 _BEGIN = "select _supalite_request.begin($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -31,6 +37,11 @@ _ENTER = "select _supalite_request.enter($1, $2, $3, $4, $5, $6, $7, $8)"
 # The column every Data API statement reports that digest in (rest/sql.py).
 SESSION_COLUMN = "pgrst_session"
 SESSION_DIGEST = f"_supalite_request.settings() AS {SESSION_COLUMN}"
+# What a checked body raises on a session that no longer has the caller expected.
+SESSION_CHANGED = "SLSES"
+# What else an insert can meet under such a session before its body is read (and checked):
+# a read-only session, or a role lacking the caller's privileges.  Nothing has run then.
+_MAYBE_STALE = frozenset({SESSION_CHANGED, "25006", "42501"})
 
 
 @dataclass(frozen=True)
@@ -46,9 +57,31 @@ class RequestContext:
     pre_request: str | None = None  # db-pre-request: a quoted function name, run after the settings
 
     def values(self) -> tuple[str, ...]:
-        """The settings' values, in `_SETTINGS` order."""
+        """The settings' values, in `begin()`'s order: the caller's (api_pool.CALLER_SETTINGS)
+        first, then the request's own."""
         return (self.search_path, self.role, self.claims_json, self.method, self.path,
                 self.headers_json)  # fmt: skip
+
+    def one_statement(self, atomic: bool) -> bool:
+        """Whether the request's work is its one statement, with nothing to run before or
+        after it in its transaction (see `request_transaction`)."""
+        return not (atomic or self.rollback or self.pre_request)
+
+    def checked_body(self, param: Callable[[str], str], body: str) -> str:
+        """SQL for the body expression `body`, checked against this request's caller and
+        setting its own settings, for `request_statement`'s one-round-trip insert; `param`
+        adds a bind parameter.  Read once, before any row of the insert is written (bootstrap
+        0022_request_checked_body.sql)."""
+        search_path, role, claims, method, path, headers = (param(v) for v in self.values())
+        return (
+            f"CASE WHEN current_user = {role} AND current_setting('search_path') = {search_path}"
+            f" AND current_setting('request.jwt.claims', true) = {claims}"
+            " AND current_setting('transaction_read_only') = 'off'"
+            f" AND set_config('request.method', {method}, true) IS NOT NULL"
+            f" AND set_config('request.path', {path}, true) IS NOT NULL"
+            f" AND set_config('request.headers', {headers}, true) IS NOT NULL"
+            f" THEN {body} ELSE _supalite_request.session_changed() END"
+        )
 
 
 def _begin(ctx: RequestContext) -> str:
@@ -74,12 +107,11 @@ async def request_transaction(
     the settings then hold for the session, so the statement is its own transaction (read-only
     for reads) and the request costs two round trips: its settings and its statement."""
     async with pool._acquire() as conn:
-        conn.remember_session(None)  # whatever a previous read left is about to change
-        if not (atomic or ctx.rollback or ctx.pre_request):
-            read_only = "on" if ctx.read_only else "off"
-            await conn.execute(_BEGIN, *ctx.values(), read_only, False)
+        if ctx.one_statement(atomic):
+            await _settle(conn, ctx.values(), ctx.read_only)
             yield conn
             return
+        conn.remember_session(None)  # whatever a previous request left is about to change
         try:
             await _start(conn, ctx)
             yield conn
@@ -92,33 +124,61 @@ async def request_transaction(
 
 @asynccontextmanager
 async def request_statement(
-    pool: ApiPool, ctx: RequestContext, sql: str, params: Sequence[Any], *, atomic: bool = True
+    pool: ApiPool,
+    ctx: RequestContext,
+    sql: str,
+    params: Sequence[Any],
+    *,
+    atomic: bool = True,
+    checked: bool = False,
 ) -> AsyncIterator[tuple[asyncpg.Connection, asyncpg.Record | None]]:
     """The request's connection with its first statement run (`request_transaction`'s rules),
-    and that statement's row.  A read that is one statement (not atomic, no rollback, no
-    pre-request function) costs one round trip when its connection's previous read had the
-    same settings; `sql` must then report SESSION_DIGEST (every Data API read does)."""
-    if atomic or ctx.rollback or ctx.pre_request or not ctx.read_only:
+    and that statement's row.  A one-statement request (`RequestContext.one_statement`) costs
+    one round trip when its connection's session already serves it: a read whose `sql`
+    reports SESSION_DIGEST (every Data API read does), or an insert whose `sql` passes its
+    body through `RequestContext.checked_body` (`checked`)."""
+    if not ctx.one_statement(atomic) or not (ctx.read_only or checked):
         async with request_transaction(pool, ctx, atomic=atomic) as conn:
             yield conn, await conn.fetchrow(sql, *params)
         return
     values = ctx.values()
-    async with pool._acquire(values) as conn:
-        yield conn, await _read(conn, values, sql, params)
+    async with pool._acquire((values, ctx.read_only)) as conn:
+        run = _read if ctx.read_only else _checked_write
+        yield conn, await run(conn, values, sql, params)
 
 
 async def _read(
-    conn: asyncpg.Connection, values: tuple[str, ...], sql: str, params: Sequence[Any]
+    conn: ApiConnection, values: tuple[str, ...], sql: str, params: Sequence[Any]
 ) -> asyncpg.Record | None:
-    last: SessionSettings | None = conn.session_settings()
-    if last is not None and last.values == values:
+    last = conn.session_settings()
+    if last is not None and last.serves(values, True):
         try:
             row = await conn.fetchrow(sql, *params)
         except asyncpg.PostgresError:
             row = None  # perhaps not this request's error: run again under its settings
         if row is not None and row.get(SESSION_COLUMN) == last.digest:
             return row
-    conn.remember_session(None)
-    digest = await conn.fetchval(_ENTER, *values, "on", False)
-    conn.remember_session(SessionSettings(values, digest))
+    await _settle(conn, values, True)
     return await conn.fetchrow(sql, *params)
+
+
+async def _checked_write(
+    conn: ApiConnection, values: tuple[str, ...], sql: str, params: Sequence[Any]
+) -> asyncpg.Record | None:
+    last = conn.session_settings()
+    if last is not None and last.serves(values, False):
+        try:
+            return await conn.fetchrow(sql, *params)
+        except asyncpg.PostgresError as e:
+            if e.sqlstate not in _MAYBE_STALE:
+                raise
+    await _settle(conn, values, False)
+    return await conn.fetchrow(sql, *params)
+
+
+async def _settle(conn: ApiConnection, values: tuple[str, ...], read_only: bool) -> None:
+    """Resets the session and puts the settings on it, for the statements after this one,
+    each its own transaction; the connection remembers them."""
+    conn.remember_session(None)  # in case this fails
+    digest = await conn.fetchval(_ENTER, *values, "on" if read_only else "off", False)
+    conn.remember_session(SessionSettings(values, read_only, digest))

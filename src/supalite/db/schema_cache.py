@@ -57,6 +57,9 @@ class Table:
     updatable: bool
     deletable: bool
     description: str | None = None
+    # Statement-level BEFORE triggers or INSERT rules: code that may run before an insert
+    # reads its rows (db/request.py's checked inserts rely on nothing running before).
+    early_hooks: bool = True
 
     @property
     def is_view(self) -> bool:
@@ -178,6 +181,10 @@ with recursive base_types(oid, base) as (
 select n.nspname as schema, c.relname as name, c.relkind::text as kind,
   obj_description(c.oid, 'pg_class') as description,
   pg_relation_is_updatable(c.oid, true) as upd,
+  exists (select from pg_trigger tg where tg.tgrelid = c.oid and not tg.tgisinternal
+          and tg.tgtype & 3 = 2)  -- BEFORE (2), not FOR EACH ROW (1)
+    or exists (select from pg_rewrite r where r.ev_class = c.oid and r.ev_type <> '1')
+    as early_hooks,
   coalesce((
     select array_agg(a.attname order by array_position(i.indkey::int2[], a.attnum))
     from pg_index i join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
@@ -343,6 +350,7 @@ async def load_schema_cache(conn: asyncpg.Connection, schemas: tuple[str, ...]) 
             updatable=table_kind or bool(upd & 4),
             deletable=table_kind or bool(upd & 16),
             description=row["description"],
+            early_hooks=row["early_hooks"],
         )
     unique: set[tuple[str, str, tuple[str, ...]]] = {
         (r["schema"], r["table"], tuple(r["cols"])) for r in await conn.fetch(_UNIQUE_SQL, names)

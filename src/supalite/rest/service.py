@@ -299,15 +299,18 @@ class RestService:
         check: Any = None,
         *,
         atomic: bool = False,
+        checked: bool = False,
         planned: PlannedCount | None = None,
     ) -> asyncpg.Record:
         """The statement, run as the request's role.  `atomic`: `check` may refuse a write
         after it ran, so the statement needs a transaction to roll back (a read that fails
-        its check has nothing to undo).  With `planned`, the total the statement reports is
+        its check has nothing to undo).  `checked`: an insert whose body passes through
+        `RequestContext.checked_body`.  With `planned`, the total the statement reports is
         replaced by the planner's estimate, as count=planned|estimated ask."""
         pool = self.ctx.api_pool
         try:
-            async with request_statement(pool, ctx, sql, params, atomic=atomic) as (conn, row):
+            statement = request_statement(pool, ctx, sql, params, atomic=atomic, checked=checked)
+            async with statement as (conn, row):
                 assert row is not None
                 if check is not None:
                     check(row)  # raising here rolls the transaction back
@@ -583,6 +586,22 @@ class RestService:
         p = S.Params()
         node = self._mutation_node(planner, table, q, with_filters=action in ("update", "delete"))
         p_body = f"{p.add(body)}::json" if action in ("create", "update", "upsert") else ""
+        max_affected = prefs.effective_max_affected
+        ctx = self._request_context(req, schema, read_only=False, prefs=prefs)
+        atomic = media.startswith("single") or (
+            max_affected is not None and action in ("update", "delete")
+        )
+        # An insert into a table whose body is read before anything else of it runs: one
+        # round trip when its connection already has the caller (db/request.py).
+        checked = (
+            action in ("create", "upsert")
+            and table.kind in ("r", "p")
+            and not table.early_hooks
+            and ctx.one_statement(atomic)
+            and c.plan is None
+        )
+        if checked:
+            p_body = ctx.checked_body(p.text, p_body)
         returning = S.returning_list(table) if want_body or rep == "headers-only" else "1"
         if action in ("create", "upsert"):
             conflict = on_conflict or q.on_conflict or (table.pk or None)
@@ -634,8 +653,6 @@ class RestService:
             if merging
             else "",
         )
-        max_affected = prefs.effective_max_affected
-        ctx = self._request_context(req, schema, read_only=False, prefs=prefs)
 
         def check(row: asyncpg.Record) -> None:
             if (
@@ -651,12 +668,9 @@ class RestService:
                 )
             _single_check(media)(row)
 
-        atomic = media.startswith("single") or (
-            max_affected is not None and action in ("update", "delete")
-        )
         if c.plan is not None:
             return await self._explain(c.req, c.plan, ctx, stmt, p.values)
-        row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic)
+        row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic, checked=checked)
         n = row["page_total"]
         total = n if prefs.count is not None else None
         headers: dict[str, str] = {}
