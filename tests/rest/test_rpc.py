@@ -95,3 +95,14 @@ def test_response_headers_and_status_gucs(api: Api) -> None:
     api.eventually(lambda: api.request("POST", "rpc/created", json={}).status_code != 404)
     r = api.request("POST", "rpc/created", json={})
     assert r.status_code == 201 and r.headers["x-made"] == "yes" and r.json() == 1
+
+
+def test_arguments_reach_postgres_as_sent(api: Api) -> None:
+    # As PostgREST passes them: a number keeps every digit a float would lose.
+    digits = "3.14159265358979323846264338327950288"
+    r = api.request("POST", "rpc/whole", content=f'{{"x": {digits}}}'.encode(),
+                    **{"Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 200 and digits in r.text, r.text
+    r = api.request("POST", "rpc/add", content=b'{"a": NaN, "b": 1}',
+                    **{"Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["code"] == "PGRST102", r.text

@@ -254,3 +254,28 @@ def test_a_statement_trigger_sees_each_insert_s_own_request(api: Api) -> None:
         assert r.status_code == 201, r.text
     seen = api.get("seen?order=at", who="service").json()
     assert [(s["path"], s["n"]) for s in seen] == [("/rest/v1/items", str(n)) for n in range(3, 7)]
+
+
+def test_numbers_reach_postgres_as_sent(api: Api) -> None:
+    # The body is passed to Postgres as sent, as PostgREST does: no digit is lost to a float.
+    api.sql(
+        "drop table if exists public.exact; create table public.exact (id int primary key,"
+        " x numeric(40, 30), big numeric); notify pgrst, 'reload schema'"
+    )
+    api.eventually(lambda: api.get("exact?limit=1").status_code == 200)
+    body = b'{"id": 1, "x": 3.141592653589793238462643383279, "big": 1e400}'
+    r = api.request("POST", "exact", content=body, **{"Content-Type": "application/json"})
+    assert r.status_code == 201, r.text
+    r = api.request("PUT", "exact?id=eq.2", content=body.replace(b'"id": 1', b'"id": 2'),
+                    **{"Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 204, r.text
+    got = api.get("exact?select=x::text,big::text&order=id", who="service").json()
+    assert got == [{"x": "3.141592653589793238462643383279", "big": "1" + "0" * 400}] * 2
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_json_constants_are_pgrst102(api: Api, constant: bytes) -> None:
+    r = api.request("POST", "items", content=b'{"id": 9, "name": "n", "qty": ' + constant + b"}",
+                    **{"Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 400 and r.json()["code"] == "PGRST102", r.text
+    assert [x["id"] for x in rows(api)] == [1, 2]

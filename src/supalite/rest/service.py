@@ -141,7 +141,7 @@ def _content_range(lower: int, page: int, total: int | None) -> str:
 
 
 def _body_json(req: RestRequest) -> Any:
-    ctype = req.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+    ctype = _body_type(req)
     raw = req.body
     if ctype == "application/x-www-form-urlencoded":
         return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
@@ -152,9 +152,29 @@ def _body_json(req: RestRequest) -> Any:
     if not raw.strip():
         return {} if req.rpc else None
     try:
-        return json.loads(raw)
+        return json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as e:
         raise ApiError(400, "PGRST102", "Empty or invalid json", str(e)[:200]) from e
+
+
+def _body_type(req: RestRequest) -> str:
+    return req.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
+
+
+def _json_text(req: RestRequest) -> str | None:
+    """The body's own text when it is JSON (which `_body_json` parsed): Postgres reads that
+    as sent, as PostgREST passes it, so numbers keep every digit a float would lose."""
+    if _body_type(req) in ("application/x-www-form-urlencoded", "text/csv"):
+        return None
+    try:
+        return req.body.decode("utf-8")
+    except UnicodeDecodeError:  # UTF-16 or -32, which json.loads also reads
+        return None
+
+
+def _not_json(name: str) -> Any:
+    """NaN and ±Infinity, which Python's parser takes and JSON (and Postgres) does not."""
+    raise ValueError(f"{name} is not JSON")
 
 
 @dataclass(frozen=True)
@@ -479,7 +499,12 @@ class RestService:
                     "PGRST204",
                     f"Could not find the '{c}' column of '{table.name}' in the schema cache",
                 )
-        return json.dumps(rows if many else data, separators=(",", ":")), cols
+        text = _json_text(req)
+        if text is None:
+            text = _COMPACT.encode(rows if many else data)
+        elif many and not isinstance(data, list):
+            text = f"[{text}]"
+        return text, cols
 
     def _representation(
         self, node: Node, p: S.Params, dml: str, media: str, want_rows: bool, extra: str = ""
@@ -564,7 +589,7 @@ class RestService:
             replace(c, prefs=upsert_prefs),
             table,
             "upsert",
-            body=json.dumps([data]),
+            body=f"[{body}]",
             cols=cols,
             on_conflict=table.pk,
         )
@@ -584,7 +609,8 @@ class RestService:
         rep = prefs.representation or "minimal"
         want_body = rep == "representation"
         p = S.Params()
-        node = self._mutation_node(planner, table, q, with_filters=action in ("update", "delete"))
+        filtered = action in ("update", "delete")
+        node = self._mutation_node(planner, table, q, with_filters=filtered)
         p_body = f"{p.add(body)}::json" if action in ("create", "update", "upsert") else ""
         max_affected = prefs.effective_max_affected
         ctx = self._request_context(req, schema, read_only=False, prefs=prefs)
@@ -636,7 +662,8 @@ class RestService:
                 node, p, S.returning_list(table, node.alias) if returning != "1" else "1"
             )
         # The representation is shaped from the mutation's RETURNING rows: a fresh alias.
-        rep_node = self._mutation_node(planner, table, q, with_filters=False)
+        # (An insert's node is only that: the statement has no filters to render.)
+        rep_node = self._mutation_node(planner, table, q, with_filters=False) if filtered else node
         # An upsert whose rows all took the conflict path answers 200, not 201: count inserts.
         merging = action == "create" and prefs.resolution == "merge-duplicates"
         # The body: the representation in the media asked for; for headers-only, JSON, which
@@ -733,10 +760,11 @@ class RestService:
         if is_read and fn.volatility == "v":
             raise ApiError(405, "PGRST101", "Only POST is allowed for volatile functions")
         p = S.Params()
+        sent = _json_text(req) if not is_read and req.body.strip() else None
         prefix, call = S.call_expr(
             fn,
             p,
-            json.dumps(body_obj, separators=(",", ":")),
+            _COMPACT.encode(body_obj) if sent is None else sent,
             single_json=single_json,
             arg_names=sorted(names),
         )
