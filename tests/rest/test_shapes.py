@@ -4,6 +4,8 @@ template gets exactly the statement and parameters its own rendering gives."""
 from __future__ import annotations
 
 import asyncio
+import json
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -130,3 +132,74 @@ def test_limits_are_literals_so_plans_are_reused(cache: SchemaCache) -> None:
     assert " LIMIT 5 OFFSET $" in rendered.statements[0]
     assert 5 not in rendered.params[0] and 10 in rendered.params[0]
     assert " LIMIT 1000" in _fresh(svc, _request("select=id")).statements[0]  # max-rows
+
+
+# Inserts: rendered once per query string, preferences and body columns; the body and the
+# settings are bind parameters.
+INSERT_QUERIES = ["", "select=id,name", "columns=id,name&select=id", "on_conflict=id"]
+INSERT_PREFERS = [(), ("return=representation",), ("return=headers-only",),
+                  ("resolution=merge-duplicates", "return=representation"),
+                  ("missing=default",), ("tx=rollback",)]  # fmt: skip
+
+
+def _insert(svc: RestService, qs: str, body: str, sub: str, prefer: tuple[str, ...]) -> Any:
+    """`_insert_rendered`'s arguments for this request (its templates kept per query string
+    and preferences, as `_shaped_insert` keeps them)."""
+    claims = {"role": "authenticated", "sub": sub}
+    req = RestRequest(
+        method="POST", resource="items", rpc=False, query_string=qs.encode(),
+        headers={"content-length": str(len(body))}, body=body.encode(),
+        claims=Claims("authenticated", claims), path="/rest/v1/items",
+    )  # fmt: skip
+    c = svc._call(_asked(req, prefer), split_query_string(req.query_string))
+    table = c.planner.table("items")
+    data, cols = svc._payload(req, c.q, table, many=True)
+    ctx = svc._request_context(req, "shapes", read_only=False, prefs=c.prefs)
+    assert svc.ctx.shapes is not None
+    by_columns = svc.ctx.shapes._templates.setdefault((qs, prefer), {})
+    return c, table, ctx, data, cols, by_columns
+
+
+def _fresh_insert(svc: RestService, c: Any, table: Any, ctx: Any, data: str, cols: Any) -> Any:
+    again = replace(c, planner=svc._planner("shapes"))
+    return svc._render_write(again, table, "create", ctx, data, cols, None)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    query=st.sampled_from(INSERT_QUERIES),
+    prefer=st.sampled_from(INSERT_PREFERS),
+    names=st.lists(st.text(max_size=8), min_size=2, max_size=2),
+    subs=st.lists(st.sampled_from(["a", "b", "c\ue000"]), min_size=2, max_size=2),
+)
+def test_an_insert_template_renders_what_the_insert_renders(
+    cache: SchemaCache, query: str, prefer: tuple[str, ...], names: list[str], subs: list[str]
+) -> None:
+    svc = _service(cache, ShapeCache())
+    for name, sub in zip(names, subs, strict=True):  # the first makes the template
+        c, table, ctx, data, cols, by_columns = _insert(
+            svc, query, json.dumps({"id": 1, "name": name}), sub, prefer
+        )
+        used = svc._insert_rendered(c, table, ctx, data, cols, by_columns)
+        assert used == _fresh_insert(svc, c, table, ctx, data, cols)
+
+
+def test_an_insert_template_is_what_answers(
+    cache: SchemaCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc = _service(cache, ShapeCache())
+    first = svc._insert_rendered(*_insert(svc, "", '{"id": 1, "name": "a"}', "a", ()))
+    assert '[{"id": 1, "name": "a"}]' in first.params[0]
+
+    def no_rendering(*args: object, **kw: object) -> None:
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(svc, "_render_write", no_rendering)
+    second = svc._insert_rendered(*_insert(svc, "", '{"id": 2, "name": "b"}', "b", ()))
+    assert second.statements == first.statements
+    assert '[{"id": 2, "name": "b"}]' in second.params[0]
+    assert '{"role":"authenticated","sub":"b"}' in second.params[0]  # the caller checked
+    with pytest.raises(AssertionError, match="rendered again"):  # other columns: rendered
+        svc._insert_rendered(*_insert(svc, "", '{"id": 3}', "b", ()))

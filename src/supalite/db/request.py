@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import asyncpg
@@ -61,6 +61,12 @@ class RequestContext:
         first, then the request's own."""
         return (self.search_path, self.role, self.claims_json, self.method, self.path,
                 self.headers_json)  # fmt: skip
+
+    def with_values(self, values: Sequence[str]) -> RequestContext:
+        """This request with other settings' values, given in `values()` order."""
+        search_path, role, claims, method, path, headers = values
+        return replace(self, search_path=search_path, role=role, claims_json=claims,
+                       method=method, path=path, headers_json=headers)  # fmt: skip
 
     def one_statement(self, atomic: bool) -> bool:
         """Whether the request's work is its one statement, with nothing to run before or

@@ -15,7 +15,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qsl, quote
 
 import asyncpg
@@ -43,7 +43,14 @@ from supalite.rest.parse import (
     top_level_range,
 )
 from supalite.rest.plan import Node, Planner
-from supalite.rest.shapes import UNCACHEABLE, Rendered, ShapeCache, Template, shape_of
+from supalite.rest.shapes import (
+    UNCACHEABLE,
+    Rendered,
+    ShapeCache,
+    Template,
+    placeholder,
+    shape_of,
+)
 
 JSON = "application/json; charset=utf-8"
 
@@ -189,6 +196,45 @@ class _Asked:
     prefer: tuple[str, ...]  # the Prefer headers as sent
 
 
+class _WriteModes(NamedTuple):
+    """What a write's preferences and media ask of its statement and its answer."""
+
+    rep: str  # return=minimal|headers-only|representation
+    want_body: bool  # the representation is answered
+    want_rows: bool  # the statement returns the rows (for the body, or Location)
+    merging: bool  # an upsert by POST, which answers 200 when nothing was new
+    max_affected: int | None
+    atomic: bool  # a check after the statement may refuse it: one transaction
+
+    @classmethod
+    def of(cls, prefs: Preferences, media: Media, action: str) -> _WriteModes:
+        rep = prefs.representation or "minimal"
+        max_affected = prefs.effective_max_affected
+        return cls(
+            rep=rep,
+            want_body=rep == "representation",
+            want_rows=rep in ("representation", "headers-only"),
+            merging=action == "create" and prefs.resolution == "merge-duplicates",
+            max_affected=max_affected,
+            atomic=media.startswith("single")
+            or (max_affected is not None and action in ("update", "delete")),
+        )
+
+
+@dataclass(frozen=True)
+class _InsertShape:
+    """An insert's query string parsed and its table, with its statements' templates by the
+    body's columns (`RestService._insert`)."""
+
+    q: QueryParams
+    table: Table
+    by_columns: dict[tuple[str, ...], object] = field(default_factory=dict)
+
+
+# Column sets an insert shape keeps templates for: a client sending arbitrary keys makes no more.
+_COLUMN_SETS = 16
+
+
 @dataclass(frozen=True)
 class _Call:
     """One request as the service works on it: parsed, negotiated, with its planner."""
@@ -228,6 +274,8 @@ class RestService:
             shaped = self._shaped_read(a, items)
         if shaped is not None:
             resp = await self._answer_read(a, shaped)
+        elif req.method == "POST" and not req.rpc and plan is None and self.ctx.shapes:
+            resp = await self._shaped_insert(a, items, self.ctx.shapes)
         else:
             resp = await self._unshaped(a, items)
         if profiled:
@@ -280,6 +328,21 @@ class RestService:
         shapes.put(key, template if template is not None and same else UNCACHEABLE)
         return rendered
 
+    async def _shaped_insert(
+        self, a: _Asked, items: list[tuple[str, str | None]], shapes: ShapeCache
+    ) -> RestResponse:
+        """An insert whose query string, preferences and media were seen before: parsed and
+        planned once, and rendered once per set of body columns, its body and settings going
+        in bind parameters (`_insert`)."""
+        key = ("insert", a.schema, a.req.resource, tuple(items), a.media, a.prefer)
+        found = shapes.get(self.ctx.cache, key)
+        if not isinstance(found, _InsertShape):
+            call = self._call(a, items)
+            found = _InsertShape(call.q, call.planner.table(a.req.resource))
+            shapes.put(key, found)
+        c = _Call(a.req, found.q, a.prefs, a.media, self._planner(a.schema), a.schema, a.plan)
+        return await self._insert(c, found.table, found.by_columns)
+
     def _render_items(self, a: _Asked, items: list[tuple[str, str | None]]) -> Rendered:
         call = self._call(a, items)
         return self._render_read(call, call.planner.table(a.req.resource))
@@ -289,8 +352,11 @@ class RestService:
     ) -> _Call:
         """The request parsed, with a planner for its schema."""
         q = parse_query(items, is_rpc_read=is_rpc_read)
-        planner = Planner(self.ctx.cache, a.schema, aggregates=self.ctx.settings.aggregates_enabled)
-        return _Call(a.req, q, a.prefs, a.media, planner, a.schema, a.plan)
+        return _Call(a.req, q, a.prefs, a.media, self._planner(a.schema), a.schema, a.plan)
+
+    def _planner(self, schema: str) -> Planner:
+        """A planner for one rendering (it numbers the aliases it gives out)."""
+        return Planner(self.ctx.cache, schema, aggregates=self.ctx.settings.aggregates_enabled)
 
     # ------------------------------------------------------------------ running
 
@@ -532,12 +598,58 @@ class RestService:
         )
         return planner.read(table, shaped, RowRange())
 
-    async def _insert(self, c: _Call, table: Table) -> RestResponse:
+    async def _insert(
+        self, c: _Call, table: Table, by_columns: dict[tuple[str, ...], object] | None = None
+    ) -> RestResponse:
+        """With `by_columns`, the insert's templates by body columns (`_shaped_insert`): the
+        statement depends on them and not on the body's values or the settings' (bind
+        parameters), so a template of it is made the first time, checked as a read's is."""
         req, q = c.req, c.q
         if not table.insertable:
             raise ApiError(405, "PGRST117", f"Cannot insert into '{table.name}'")
         body, cols = self._payload(req, q, table, many=True)
-        return await self._write(c, table, "create", body=body, cols=cols)
+        ctx = self._request_context(req, c.schema, read_only=False, prefs=c.prefs)
+        rendered = self._insert_rendered(c, table, ctx, body, cols, by_columns)
+        return await self._answer_write(c, table, "create", ctx, rendered, None)
+
+    def _insert_rendered(
+        self,
+        c: _Call,
+        table: Table,
+        ctx: RequestContext,
+        body: str,
+        cols: list[str],
+        by_columns: dict[tuple[str, ...], object] | None,
+    ) -> Rendered:
+        values = (body, *ctx.values())
+        found = by_columns.get(tuple(cols)) if by_columns is not None else None
+        if isinstance(found, Template):
+            return found.fill(values)
+        rendered = self._render_write(c, table, "create", ctx, body, cols, None)
+        if found is None and by_columns is not None and len(by_columns) < _COLUMN_SETS:
+            by_columns[tuple(cols)] = self._insert_template(c, table, ctx, cols, values, rendered)
+        return rendered
+
+    def _insert_template(
+        self,
+        c: _Call,
+        table: Table,
+        ctx: RequestContext,
+        cols: list[str],
+        values: tuple[str, ...],
+        rendered: Rendered,
+    ) -> object:
+        """The insert rendered again with placeholders for `values` (the body, then the
+        settings), on a planner of its own (aliases are numbered): its template if filling
+        that with `values` gives `rendered`, else UNCACHEABLE."""
+        marks = [placeholder(i) for i in range(len(values))]
+        again = replace(c, planner=self._planner(c.schema))
+        masked_ctx = ctx.with_values(marks[1:])
+        masked = self._render_write(again, table, "create", masked_ctx, marks[0], cols, None)
+        template = Template.build(masked, len(values))
+        if template is None or template.fill(values) != rendered:
+            return UNCACHEABLE
+        return template
 
     async def _update(self, c: _Call, table: Table) -> RestResponse:
         req, q = c.req, c.q
@@ -604,36 +716,45 @@ class RestService:
         cols: list[str] | None = None,
         on_conflict: tuple[str, ...] | None = None,
     ) -> RestResponse:
-        req, q, prefs, media, planner, schema = c.req, c.q, c.prefs, c.media, c.planner, c.schema
-        cols = cols or []
-        rep = prefs.representation or "minimal"
-        want_body = rep == "representation"
+        ctx = self._request_context(c.req, c.schema, read_only=False, prefs=c.prefs)
+        rendered = self._render_write(c, table, action, ctx, body, cols or [], on_conflict)
+        return await self._answer_write(c, table, action, ctx, rendered, on_conflict)
+
+    def _render_write(
+        self,
+        c: _Call,
+        table: Table,
+        action: str,
+        ctx: RequestContext,
+        body: str,
+        cols: list[str],
+        on_conflict: tuple[str, ...] | None,
+    ) -> Rendered:
+        """The write's statement and parameters; `extra` says whether the insert's body is
+        checked (`RequestContext.checked_body`)."""
+        q, prefs, planner = c.q, c.prefs, c.planner
+        m = _WriteModes.of(prefs, c.media, action)
         p = S.Params()
         filtered = action in ("update", "delete")
         node = self._mutation_node(planner, table, q, with_filters=filtered)
         p_body = f"{p.add(body)}::json" if action in ("create", "update", "upsert") else ""
-        max_affected = prefs.effective_max_affected
-        ctx = self._request_context(req, schema, read_only=False, prefs=prefs)
-        atomic = media.startswith("single") or (
-            max_affected is not None and action in ("update", "delete")
-        )
         # An insert into a table whose body is read before anything else of it runs: one
         # round trip when its connection already has the caller (db/request.py).
         checked = (
             action in ("create", "upsert")
             and table.kind in ("r", "p")
             and not table.early_hooks
-            and ctx.one_statement(atomic)
+            and ctx.one_statement(m.atomic)
             and c.plan is None
         )
         if checked:
             p_body = ctx.checked_body(p.text, p_body)
-        returning = S.returning_list(table) if want_body or rep == "headers-only" else "1"
+        returning = S.returning_list(table) if m.want_rows else "1"
         if action in ("create", "upsert"):
             conflict = on_conflict or q.on_conflict or (table.pk or None)
             for name in conflict or ():
                 planner.column(table, name)  # an unknown on_conflict column is a 42703
-            if action == "create" and prefs.resolution == "merge-duplicates":
+            if m.merging:
                 returning += ", (xmax = 0) AS pgrst_inserted"  # xmax is 0 on a fresh row
             dml = S.insert_sql(
                 table,
@@ -664,28 +785,40 @@ class RestService:
         # The representation is shaped from the mutation's RETURNING rows: a fresh alias.
         # (An insert's node is only that: the statement has no filters to render.)
         rep_node = self._mutation_node(planner, table, q, with_filters=False) if filtered else node
-        # An upsert whose rows all took the conflict path answers 200, not 201: count inserts.
-        merging = action == "create" and prefs.resolution == "merge-duplicates"
         # The body: the representation in the media asked for; for headers-only, JSON, which
         # Location is read from; else none (PostgREST's NoAgg: GeoJSON's ST_AsGeoJSON would
         # refuse the bare rows).
-        body_media = media if want_body else "json" if rep == "headers-only" else S.NO_BODY
+        body_media = c.media if m.want_body else "json" if m.want_rows else S.NO_BODY
         stmt = self._representation(
             rep_node,
             p,
             dml,
             body_media,
-            want_body or rep == "headers-only",
+            m.want_rows,
             ", (SELECT count(*) FILTER (WHERE pgrst_inserted) FROM pgrst_mutation) AS inserted"
-            if merging
+            if m.merging
             else "",
         )
+        return Rendered((stmt,), (tuple(p.values),), checked)
+
+    async def _answer_write(
+        self,
+        c: _Call,
+        table: Table,
+        action: str,
+        ctx: RequestContext,
+        rendered: Rendered,
+        on_conflict: tuple[str, ...] | None,
+    ) -> RestResponse:
+        req, q, prefs, media = c.req, c.q, c.prefs, c.media
+        m = _WriteModes.of(prefs, media, action)
+        (stmt,), (params,) = rendered.statements, rendered.params
 
         def check(row: asyncpg.Record) -> None:
             if (
-                max_affected is not None
+                m.max_affected is not None
                 and action in ("update", "delete")
-                and (row["page_total"] > max_affected)
+                and (row["page_total"] > m.max_affected)
             ):
                 raise ApiError(
                     400,
@@ -696,28 +829,30 @@ class RestService:
             _single_check(media)(row)
 
         if c.plan is not None:
-            return await self._explain(c.req, c.plan, ctx, stmt, p.values)
-        row = await self._run(req, ctx, stmt, p.values, check, atomic=atomic, checked=checked)
+            return await self._explain(c.req, c.plan, ctx, stmt, list(params))
+        row = await self._run(
+            req, ctx, stmt, list(params), check, atomic=m.atomic, checked=rendered.extra
+        )
         n = row["page_total"]
         total = n if prefs.count is not None else None
         headers: dict[str, str] = {}
         if action in ("create", "upsert"):
             if action == "create":
-                status = 200 if merging and n > 0 and row["inserted"] == 0 else 201
+                status = 200 if m.merging and n > 0 and row["inserted"] == 0 else 201
             else:
-                status = 200 if want_body else 204
+                status = 200 if m.want_body else 204
             headers["Content-Range"] = _content_range(1, 0, total)
-            if rep == "headers-only" and n == 1 and table.pk:
+            if m.rep == "headers-only" and n == 1 and table.pk:
                 loc = json.loads(row["body"])[0] if row["body"] else None
                 if loc is not None and all(k in loc for k in table.pk):
                     headers["Location"] = f"/{table.name}?" + "&".join(
                         f"{k}=eq.{quote(str(loc[k]), safe='')}" for k in table.pk
                     )
         elif action == "update":
-            status = 200 if want_body else 204
+            status = 200 if m.want_body else 204
             headers["Content-Range"] = _content_range(0, n, total)
         else:
-            status = 200 if want_body else 204
+            status = 200 if m.want_body else 204
             headers["Content-Range"] = _content_range(1, 0, total)
         applied = preference_applied(
             prefs,
@@ -727,7 +862,7 @@ class RestService:
         if applied:
             headers["Preference-Applied"] = applied
         resp = RestResponse(status, headers=headers)
-        if want_body:
+        if m.want_body:
             resp.body, resp.media_type = _render(row["body"], media)
         else:
             resp.media_type = None

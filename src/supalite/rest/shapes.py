@@ -32,7 +32,7 @@ _PLAIN = re.compile(r"(not\.)?(eq|neq|gt|gte|lt|lte)\.([A-Za-z0-9_\-.:@+ ]+)")
 Items = Sequence[tuple[str, str | None]]
 
 
-def _placeholder(i: int) -> str:
+def placeholder(i: int) -> str:
     return f"{_MARK}{i}{_MARK}"
 
 
@@ -55,7 +55,7 @@ def shape_of(items: Items) -> Shape | None:
         if m is None:
             key.append((k, v))
             continue
-        key.append((k, f"{m.group(1) or ''}{m.group(2)}.{_placeholder(len(values))}"))
+        key.append((k, f"{m.group(1) or ''}{m.group(2)}.{placeholder(len(values))}"))
         values.append(m.group(3))
     return Shape(tuple(key), tuple(values))
 
@@ -84,7 +84,7 @@ class Template:
     def build(cls, rendered: Rendered, n_values: int) -> Template | None:
         """From a rendering of the shape (placeholders as values); None if a placeholder ended
         up anywhere but as a whole parameter."""
-        slots = {_placeholder(i): _Slot(i) for i in range(n_values)}
+        slots = {placeholder(i): _Slot(i) for i in range(n_values)}
         if any(_MARK in s for s in rendered.statements):
             return None
         params: list[tuple[Any, ...]] = []
@@ -116,14 +116,15 @@ UNCACHEABLE = _Uncacheable()
 
 class ShapeCache:
     """Templates by shape (and whatever else the rendering depended on), for one schema cache:
-    a new schema cache (after DDL) starts them afresh."""
+    a new schema cache (after DDL) starts them afresh.  (Inserts keep their own kind of entry
+    here, under keys of their own: see rest/service.py.)"""
 
     def __init__(self, size: int = _SIZE) -> None:
         self.size = size
         self._for: object = None
-        self._templates: OrderedDict[Hashable, Template | _Uncacheable] = OrderedDict()
+        self._templates: OrderedDict[Hashable, object] = OrderedDict()
 
-    def get(self, schema_cache: object, key: Hashable) -> Template | _Uncacheable | None:
+    def get(self, schema_cache: object, key: Hashable) -> object:
         if schema_cache is not self._for:
             self._for = schema_cache
             self._templates.clear()
@@ -133,7 +134,7 @@ class ShapeCache:
             self._templates.move_to_end(key)
         return found
 
-    def put(self, key: Hashable, template: Template | _Uncacheable) -> None:
+    def put(self, key: Hashable, template: object) -> None:
         self._templates[key] = template
         if len(self._templates) > self.size:
             self._templates.popitem(last=False)
