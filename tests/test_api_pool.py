@@ -176,3 +176,37 @@ async def test_closing_the_pool_fails_its_waiters(connect: Connect) -> None:
     assert conn.is_closed()
     with pytest.raises(asyncpg.InterfaceError):
         await _lease_pid(pool)
+
+
+def test_what_a_session_serves() -> None:
+    caller = ("public", "authenticated", '{"sub":"a"}')
+    read = SessionSettings((*caller, "GET", "/rest/v1/t", "{}"), True, "d")
+    write = SessionSettings((*caller, "POST", "/rest/v1/t", "{}"), False, "d")
+    # A read needs all of its settings (its digest covers them), and a read-only session.
+    assert read.serves((*caller, "GET", "/rest/v1/t", "{}"), True)
+    assert not read.serves((*caller, "GET", "/rest/v1/u", "{}"), True)
+    assert not write.serves((*caller, "POST", "/rest/v1/t", "{}"), True)
+    assert not read._replace(digest=None).serves(read.values, True)
+    # An insert needs its caller's (it sets its own method, path and headers), read-write.
+    assert write.serves((*caller, "POST", "/rest/v1/u", '{"x":"1"}'), False)
+    assert not read.serves((*caller, "POST", "/rest/v1/t", "{}"), False)
+    other = ("public", "authenticated", '{"sub":"b"}')
+    assert not write.serves((*other, "POST", "/rest/v1/t", "{}"), False)
+
+
+async def test_an_insert_gets_the_connection_that_has_its_caller(connect: Connect) -> None:
+    pool = await ApiPool.open(connect, max_size=2, idle_timeout=60)
+    try:
+        mine = ("public", "anon", "{}", "POST", "/rest/v1/t", "{}")
+        leases = [pool._acquire() for _ in range(2)]
+        a, b = [await lease.__aenter__() for lease in leases]
+        a.remember_session(SessionSettings(mine, False))
+        b.remember_session(SessionSettings(mine, True, "d"))  # the same, but read-only
+        pids = [await _pid(x) for x in (a, b)]
+        for lease in leases:  # b last: taken first without a preference
+            await lease.__aexit__(None, None, None)
+        other_request = (*mine[:3], "POST", "/rest/v1/u", '{"x":"1"}')
+        async with pool._acquire((other_request, False)) as conn:
+            assert await _pid(conn) == pids[0]
+    finally:
+        await pool.close()
