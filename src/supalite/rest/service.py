@@ -274,7 +274,7 @@ class RestService:
             shaped = self._shaped_read(a, items)
         if shaped is not None:
             resp = await self._answer_read(a, shaped)
-        elif req.method == "POST" and not req.rpc and plan is None and self.ctx.shapes:
+        elif req.method == "POST" and not req.rpc and plan is None and self.ctx.shapes is not None:
             resp = await self._shaped_insert(a, items, self.ctx.shapes)
         else:
             resp = await self._unshaped(a, items)
