@@ -147,36 +147,37 @@ def _content_range(lower: int, page: int, total: int | None) -> str:
     return f"{lower}-{lower + page - 1}/{total_s}"
 
 
-def _body_json(req: RestRequest) -> Any:
-    ctype = _body_type(req)
+class _Body(NamedTuple):
+    """A request body: its value, and its own text when it was JSON.  Postgres is given that
+    text as sent, as PostgREST passes it, so numbers keep every digit a float would lose."""
+
+    data: Any
+    text: str | None = None
+
+    def json(self) -> str:
+        """The body as JSON: its text as sent, when it was JSON."""
+        return self.text if self.text is not None else _COMPACT.encode(self.data)
+
+
+def _read_body(req: RestRequest) -> _Body:
+    ctype = req.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
     raw = req.body
     if ctype == "application/x-www-form-urlencoded":
-        return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+        return _Body(dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)))
     if ctype == "text/csv":
         text = raw.decode("utf-8", "replace")
         rows = list(csv.DictReader(io.StringIO(text)))
-        return [{k: (None if v == "NULL" else v) for k, v in r.items()} for r in rows]
+        return _Body([{k: (None if v == "NULL" else v) for k, v in r.items()} for r in rows])
     if not raw.strip():
-        return {} if req.rpc else None
+        return _Body({} if req.rpc else None)
     try:
-        return json.loads(raw, parse_constant=_not_json)
+        data = json.loads(raw, parse_constant=_not_json)
     except (ValueError, RecursionError) as e:
         raise ApiError(400, "PGRST102", "Empty or invalid json", str(e)[:200]) from e
-
-
-def _body_type(req: RestRequest) -> str:
-    return req.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
-
-
-def _json_text(req: RestRequest) -> str | None:
-    """The body's own text when it is JSON (which `_body_json` parsed): Postgres reads that
-    as sent, as PostgREST passes it, so numbers keep every digit a float would lose."""
-    if _body_type(req) in ("application/x-www-form-urlencoded", "text/csv"):
-        return None
     try:
-        return req.body.decode("utf-8")
+        return _Body(data, raw.decode("utf-8"))
     except UnicodeDecodeError:  # UTF-16 or -32, which json.loads also reads
-        return None
+        return _Body(data)
 
 
 def _not_json(name: str) -> Any:
@@ -543,7 +544,8 @@ class RestService:
     def _payload(
         self, req: RestRequest, q: QueryParams, table: Table, *, many: bool
     ) -> tuple[str, list[str]]:
-        data = _body_json(req)
+        body = _read_body(req)
+        data = body.data
         if data is None:
             raise ApiError(400, "PGRST102", "Empty or invalid json")
         if many:
@@ -565,12 +567,8 @@ class RestService:
                     "PGRST204",
                     f"Could not find the '{c}' column of '{table.name}' in the schema cache",
                 )
-        text = _json_text(req)
-        if text is None:
-            text = _COMPACT.encode(rows if many else data)
-        elif many and not isinstance(data, list):
-            text = f"[{text}]"
-        return text, cols
+        text = body.json()
+        return (f"[{text}]" if many and not isinstance(data, list) else text), cols
 
     def _representation(
         self, node: Node, p: S.Params, dml: str, media: str, want_rows: bool, extra: str = ""
@@ -883,9 +881,10 @@ class RestService:
                     args[k] = [*prev, v] if isinstance(prev, list) else [prev, v]
                 else:
                     args[k] = v
-            body_obj: Any = args
+            body = _Body(args)
         else:
-            body_obj = _body_json(req)
+            body = _read_body(req)
+        body_obj = body.data
         names = set(body_obj) if isinstance(body_obj, dict) else set()
         single_json_candidate = not isinstance(body_obj, dict) or not is_read
         fn = planner.function(req.resource, names, single_json=single_json_candidate)
@@ -895,11 +894,10 @@ class RestService:
         if is_read and fn.volatility == "v":
             raise ApiError(405, "PGRST101", "Only POST is allowed for volatile functions")
         p = S.Params()
-        sent = _json_text(req) if not is_read and req.body.strip() else None
         prefix, call = S.call_expr(
             fn,
             p,
-            _COMPACT.encode(body_obj) if sent is None else sent,
+            body.json(),
             single_json=single_json,
             arg_names=sorted(names),
         )
